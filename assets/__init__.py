@@ -1,0 +1,1 @@
+"""Dagster's view of the core: thin asset functions and their checks."""

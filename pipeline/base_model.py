@@ -1,0 +1,295 @@
+"""The embedded default base model: a tiny llama with a locally trained SentencePiece tokenizer.
+
+Nothing is downloaded: the tokenizer is trained on the user's own text (the sample workspace
+by default) and the weights are seeded random numbers. Real users name a Hugging Face model
+id or a local directory instead; this one exists so every stage runs on a CPU in minutes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import sqlite3
+from collections.abc import Iterable, Iterator
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+
+from pipeline.config import CHATML_TEMPLATE, IM_END, IM_START, BaseModelConfig
+from pipeline.paths import atomic_dir
+
+SPECIAL = ("<unk>", "<s>", "</s>")  # ids 0, 1, 2 as in llama-2's tokenizer
+TEXT_KEYS = ("content", "text", "thinking", "prompt", "description", "summary", "stdout")
+# Always seen by the tokenizer, so the roles and ChatML scaffolding get their own pieces.
+SEED_TEXT = (
+    "system\nuser\nassistant\ntool\nYou are a helpful coding assistant.",
+    "The quick brown fox jumps over the lazy dog. 0123456789",
+)
+
+
+@dataclass(frozen=True)
+class BaseModelInfo:
+    path: Path
+    parameters: int
+    vocab_size: int
+    corpus_lines: int
+    corpus_sha256: str
+    weights_sha256: str
+
+
+def _strings(value: object) -> Iterator[str]:
+    """Text fields anywhere in a JSON record (message content, tool input, results)."""
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if isinstance(item, str) and key in TEXT_KEYS:
+                yield item
+            elif isinstance(item, dict | list):
+                yield from _strings(item)
+    elif isinstance(value, list):
+        for item in value:
+            yield from ([item] if isinstance(item, str) else _strings(item))
+
+
+def workspace_corpus(*roots: Path) -> Iterator[str]:
+    """Lines of text from workspaces: session logs, skill docs and rated conversations."""
+    for root in roots:
+        yield from _root_corpus(root)
+
+
+def _root_corpus(root: Path) -> Iterator[str]:
+    if root.is_file():
+        yield from _database_corpus(root)
+        return
+    for path in sorted(root.rglob("*.jsonl")):
+        with path.open(encoding="utf-8", errors="replace") as fh:
+            for line in fh:
+                try:
+                    record = json.loads(line)
+                except ValueError:
+                    continue  # damaged lines are the session reader's business, not ours
+                for text in _strings(record):
+                    yield from text.splitlines()
+    for path in sorted(root.rglob("*.md")):
+        yield from path.read_text(encoding="utf-8", errors="replace").splitlines()
+    for path in sorted([*root.rglob("*.sqlite"), *root.rglob("*.db")]):
+        yield from _database_corpus(path)
+
+
+def _database_corpus(path: Path) -> Iterator[str]:
+    """Message text of a ratings database (a `messages` table with `content`), if it has one."""
+    with sqlite3.connect(f"file:{path}?mode=ro", uri=True) as db:
+        try:
+            rows = db.execute("SELECT content FROM messages ORDER BY rowid").fetchall()
+        except sqlite3.Error:
+            return
+    for (content,) in rows:
+        yield from str(content).splitlines()
+
+
+def train_tokenizer(lines: Iterable[str], vocab_size: int) -> bytes:
+    """A byte-fallback BPE SentencePiece model with the ChatML markers as whole pieces."""
+    import sentencepiece as spm
+
+    buf = io.BytesIO()
+    spm.SentencePieceTrainer.train(
+        sentence_iterator=iter(list(lines)),
+        model_writer=buf,
+        model_type="bpe",
+        vocab_size=vocab_size,
+        hard_vocab_limit=False,  # a small corpus gives fewer pieces instead of an error
+        user_defined_symbols=[IM_START, IM_END],
+        byte_fallback=True,  # any byte stays encodable: no <unk> in code or emoji
+        unk_id=0,
+        bos_id=1,
+        eos_id=2,
+        pad_id=-1,
+        character_coverage=1.0,
+        split_digits=True,
+        add_dummy_prefix=False,  # ChatML text starts with a marker, not a word
+        remove_extra_whitespaces=False,  # indentation matters in code
+        normalization_rule_name="identity",
+        input_sentence_size=0,
+        shuffle_input_sentence=False,  # with one thread, training is deterministic
+        num_threads=1,
+        minloglevel=2,
+    )
+    return buf.getvalue()
+
+
+def _weights(cfg: BaseModelConfig, vocab: int) -> dict[str, np.ndarray]:
+    rng = np.random.default_rng(cfg.seed)
+    h, inter = cfg.hidden_size, cfg.intermediate_size
+    kv = cfg.num_key_value_heads * (h // cfg.num_attention_heads)
+
+    def dense(rows: int, cols: int) -> np.ndarray:
+        return (rng.standard_normal((rows, cols)) * cfg.init_std).astype(np.float32)
+
+    w = {"model.embed_tokens.weight": dense(vocab, h)}
+    for i in range(cfg.num_hidden_layers):
+        p = f"model.layers.{i}."
+        w[p + "self_attn.q_proj.weight"] = dense(h, h)
+        w[p + "self_attn.k_proj.weight"] = dense(kv, h)
+        w[p + "self_attn.v_proj.weight"] = dense(kv, h)
+        w[p + "self_attn.o_proj.weight"] = dense(h, h)
+        w[p + "mlp.gate_proj.weight"] = dense(inter, h)
+        w[p + "mlp.up_proj.weight"] = dense(inter, h)
+        w[p + "mlp.down_proj.weight"] = dense(h, inter)
+        w[p + "input_layernorm.weight"] = np.ones(h, np.float32)
+        w[p + "post_attention_layernorm.weight"] = np.ones(h, np.float32)
+    w["model.norm.weight"] = np.ones(h, np.float32)
+    return w
+
+
+def _model_config(cfg: BaseModelConfig, vocab: int, im_end: int) -> dict:
+    return {
+        "architectures": ["LlamaForCausalLM"],
+        "model_type": "llama",
+        "vocab_size": vocab,
+        "hidden_size": cfg.hidden_size,
+        "intermediate_size": cfg.intermediate_size,
+        "num_hidden_layers": cfg.num_hidden_layers,
+        "num_attention_heads": cfg.num_attention_heads,
+        "num_key_value_heads": cfg.num_key_value_heads,
+        "head_dim": cfg.hidden_size // cfg.num_attention_heads,
+        "max_position_embeddings": cfg.max_position_embeddings,
+        "rms_norm_eps": cfg.rms_norm_eps,
+        "rope_theta": cfg.rope_theta,
+        "hidden_act": "silu",
+        "attention_bias": False,
+        "mlp_bias": False,
+        "tie_word_embeddings": True,
+        "bos_token_id": 1,
+        "eos_token_id": im_end,
+        "torch_dtype": "float32",
+    }
+
+
+def _tokenizer_config(pieces: list[str]) -> dict:
+    special = [*SPECIAL, IM_START, IM_END]
+    decoder = {
+        str(pieces.index(tok)): {
+            "content": tok,
+            "lstrip": False,
+            "normalized": False,
+            "rstrip": False,
+            "single_word": False,
+            "special": True,
+        }
+        for tok in special
+    }
+    return {
+        "tokenizer_class": "LlamaTokenizer",
+        "bos_token": "<s>",
+        "eos_token": IM_END,  # a chat turn ends the generation
+        "unk_token": "<unk>",
+        "pad_token": IM_END,
+        "add_bos_token": False,
+        "add_eos_token": False,
+        "add_prefix_space": False,
+        "legacy": False,
+        "clean_up_tokenization_spaces": False,
+        "model_max_length": 2048,
+        "chat_template": CHATML_TEMPLATE,
+        "added_tokens_decoder": decoder,
+    }
+
+
+def _sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def _prepare_corpus(corpus: Iterable[str], cfg: BaseModelConfig) -> list[str]:
+    lines = [ln for ln in (s.strip("\r") for s in corpus) if ln.strip()]
+    return [*SEED_TEXT, *lines[: cfg.max_corpus_lines]]
+
+
+def base_model_version(corpus: Iterable[str], cfg: BaseModelConfig) -> str:
+    """Same corpus and config, same version: the build is skipped when it already exists."""
+    lines = _prepare_corpus(corpus, cfg)
+    key = json.dumps({"corpus": _sha256("\n".join(lines).encode()), "config": asdict(cfg)})
+    return "tiny-" + _sha256(key.encode())[:12]
+
+
+def read_base_model_info(path: Path) -> BaseModelInfo:
+    """The build record of a tiny model written by `build_base_model`."""
+    build = json.loads((path / "nightshift_base.json").read_text())
+    return BaseModelInfo(
+        path,
+        build["parameters"],
+        json.loads((path / "config.json").read_text())["vocab_size"],
+        build["corpus_lines"],
+        build["corpus_sha256"],
+        _sha256((path / "model.safetensors").read_bytes()),
+    )
+
+
+def build_base_model(
+    out: Path, corpus: Iterable[str], cfg: BaseModelConfig = BaseModelConfig()
+) -> BaseModelInfo:
+    """Write an HF-format llama directory to `out` (replaced atomically); same input, same bytes."""
+    import sentencepiece as spm
+    from safetensors.numpy import save_file
+
+    if cfg.hidden_size % cfg.num_attention_heads:
+        raise ValueError("hidden_size must be a multiple of num_attention_heads")
+    lines = _prepare_corpus(corpus, cfg)
+    corpus_sha = _sha256("\n".join(lines).encode())
+    spm_bytes = train_tokenizer(lines, cfg.vocab_size)
+    sp = spm.SentencePieceProcessor(model_proto=spm_bytes)
+    pieces = [sp.id_to_piece(i) for i in range(sp.vocab_size())]
+    weights = _weights(cfg, len(pieces))
+    with atomic_dir(out) as tmp:
+        (tmp / "tokenizer.model").write_bytes(spm_bytes)
+        config = _model_config(cfg, len(pieces), pieces.index(IM_END))
+        (tmp / "config.json").write_text(json.dumps(config, indent=2) + "\n")
+        gen = {"bos_token_id": 1, "eos_token_id": [pieces.index(IM_END), 2]}
+        (tmp / "generation_config.json").write_text(json.dumps(gen, indent=2) + "\n")
+        tok_cfg = _tokenizer_config(pieces)
+        (tmp / "tokenizer_config.json").write_text(json.dumps(tok_cfg, indent=2) + "\n")
+        _write_fast_tokenizer(tmp)
+        save_file(weights, str(tmp / "model.safetensors"), metadata={"format": "pt"})
+        weights_sha = _sha256((tmp / "model.safetensors").read_bytes())
+        params = int(sum(v.size for v in weights.values()))
+        build = {"builder": "nightshift tiny llama", "config": asdict(cfg), "parameters": params}
+        build |= {"corpus_lines": len(lines), "corpus_sha256": corpus_sha}
+        (tmp / "nightshift_base.json").write_text(json.dumps(build, indent=2) + "\n")
+    return BaseModelInfo(out, params, len(pieces), len(lines), corpus_sha, weights_sha)
+
+
+def _write_fast_tokenizer(model_dir: Path) -> None:
+    """tokenizer.json from the SentencePiece model, so loaders skip the slow conversion."""
+    from transformers import AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(str(model_dir))
+    tok.backend_tokenizer.save(str(model_dir / "tokenizer.json"))
+
+
+def resolve_model(name: str) -> Path:
+    """A local HF-format directory for a path or a Hugging Face id (downloaded by the hub cache)."""
+    path = Path(name).expanduser()
+    if path.is_dir():
+        if not (path / "config.json").is_file():
+            raise FileNotFoundError(f"{path} has no config.json: not an HF-format model directory")
+        return path.resolve()
+    from huggingface_hub import snapshot_download
+
+    return Path(
+        snapshot_download(
+            name, allow_patterns=["*.json", "*.safetensors", "*.model", "*.jinja", "*.txt"]
+        )
+    )
+
+
+def write_external_pointer(out_dir: Path, name: str, resolved: Path) -> None:
+    """A version directory that names a model kept elsewhere (a user's own or the hub cache)."""
+    (out_dir / "source.json").write_text(json.dumps({"model": name, "path": str(resolved)}) + "\n")
+
+
+def model_dir_of(version_dir: Path) -> Path:
+    """The HF-format directory behind a base_model version: itself, or what it points at."""
+    pointer = version_dir / "source.json"
+    if pointer.is_file():
+        return Path(json.loads(pointer.read_text())["path"])
+    return version_dir

@@ -1,0 +1,166 @@
+"""`nightshift`: what Dagster's own CLI does not cover. Thin: parse, call one core function."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from pipeline import instance
+from pipeline.paths import nightshift_home
+
+app = typer.Typer(no_args_is_help=True, add_completion=False, help=__doc__)
+base_app = typer.Typer(no_args_is_help=True, help="The embedded tiny base model.")
+sample_app = typer.Typer(no_args_is_help=True, help="The bundled sample workspace.")
+tool_app = typer.Typer(no_args_is_help=True, help="The llama.cpp toolchain.")
+app.add_typer(base_app, name="base-model")
+app.add_typer(sample_app, name="sample")
+app.add_typer(tool_app, name="toolchain")
+
+
+def _fail(message: str) -> None:
+    typer.secho(f"error: {message}", fg="red", err=True)
+    raise typer.Exit(1)
+
+
+@base_app.command("build")
+def base_model_build(
+    out: Annotated[Path, typer.Option(help="Directory to write (replaced if it exists).")],
+    corpus: Annotated[
+        list[Path] | None,
+        typer.Option(help="Folders whose logs, docs and databases train the tokenizer."),
+    ] = None,
+    seed: int = 0,
+    hidden_size: int = 64,
+    layers: int = 2,
+    vocab_size: int = 1024,
+) -> None:
+    """Build the tiny llama (HF format, SentencePiece tokenizer, ChatML template)."""
+    from pipeline.base_model import build_base_model, workspace_corpus
+    from pipeline.config import BaseModelConfig
+    from pipeline.sample import create_sample_workspace
+
+    roots = list(corpus or [])
+    if not roots:
+        roots = [instance.sample_workspace()]
+        if not roots[0].exists():
+            create_sample_workspace(roots[0], seed=0)
+    for root in roots:
+        if not root.is_dir():
+            _fail(f"corpus folder {root} does not exist")
+    cfg = BaseModelConfig(
+        seed=seed, hidden_size=hidden_size, num_hidden_layers=layers, vocab_size=vocab_size
+    )
+    info = build_base_model(out, workspace_corpus(*roots), cfg)
+    typer.echo(
+        f"{info.path}: {info.parameters:,} parameters, vocab {info.vocab_size}, "
+        f"tokenizer trained on {info.corpus_lines:,} lines"
+    )
+
+
+@sample_app.command("create")
+def sample_create(
+    out: Annotated[Path, typer.Option(help="Directory to create; must not exist or be empty.")],
+    seed: int = 0,
+) -> None:
+    """Write a realistic Claude Code projects tree, ratings database and skill docs."""
+    from pipeline.sample import create_sample_workspace
+
+    try:
+        s = create_sample_workspace(out, seed=seed)
+    except FileExistsError as exc:
+        _fail(str(exc))
+    typer.echo(
+        f"{s.root}: {s.projects} projects, {s.sessions} sessions, {s.subagent_logs} subagent "
+        f"logs, {s.damaged_lines} damaged lines; {s.conversations} rated conversations "
+        f"({s.ratings} ratings) in {s.ratings_db}; skills in {s.skills_dir}"
+    )
+
+
+@tool_app.command("build")
+def toolchain_build(jobs: int = 0) -> None:
+    """Build llama.cpp's tools from the installed llama-cpp-python's sdist (cached by version)."""
+    from pipeline.toolchain import ToolchainError, build_toolchain
+
+    try:
+        tc = build_toolchain(jobs=jobs or None, progress=typer.echo)
+    except ToolchainError as exc:
+        _fail(str(exc))
+    for name, path in sorted(tc.bins.items()):
+        typer.echo(f"  {name:<18} {path}")
+    typer.echo(f"  {'converter':<18} {tc.convert_script}")
+
+
+@tool_app.command("where")
+def toolchain_where() -> None:
+    """Show which llama.cpp tools would be used, and from where."""
+    from pipeline.toolchain import ToolchainError, locate_toolchain
+
+    try:
+        tc = locate_toolchain()
+    except ToolchainError as exc:
+        _fail(str(exc))
+    typer.echo(f"source: {tc.source} (llama-cpp-python {tc.version})")
+    for name, path in sorted(tc.bins.items()):
+        typer.echo(f"  {name:<18} {path}")
+    typer.echo(f"  {'converter':<18} {tc.convert_script}")
+
+
+@app.command()
+def doctor(
+    base_model: Annotated[
+        Path | None, typer.Option(help="Check this HF-format model instead of the tiny one.")
+    ] = None,
+    keep: Annotated[Path | None, typer.Option(help="Keep the files made here.")] = None,
+) -> None:
+    """Run and time each real part: LoRA, fuse, convert, quantize, load, chat."""
+    from pipeline.doctor import run_doctor
+
+    checks = run_doctor(lambda c: typer.echo(c.line()), base_model=base_model, workdir=keep)
+    failed = [c for c in checks if c.status != "PASS"]
+    typer.echo(f"{len(checks) - len(failed)} passed, {len(failed)} failed")
+    if failed:
+        raise typer.Exit(1)
+
+
+def _dagster(*args: str) -> int:
+    env = instance.dagster_env()
+    return subprocess.call([str(Path(sys.executable).parent / "dagster"), *args], env=env)
+
+
+@app.command()
+def demo(seed: int = 0) -> None:
+    """Run the main job end to end on the sample workspace and the tiny model."""
+    root = instance.sample_workspace()
+    if not root.exists():
+        from pipeline.sample import create_sample_workspace
+
+        s = create_sample_workspace(root, seed=seed)
+        typer.echo(f"sample workspace: {s.sessions} sessions in {s.projects_dir}")
+    os.environ.setdefault("NIGHTSHIFT_WORKSPACE", str(root))
+    code = _dagster("job", "execute", "-m", "definitions", "-j", instance.MAIN_JOB)
+    if code != 0:
+        _fail(f"the Dagster run failed (exit {code}); its log is above")
+    where()
+
+
+@app.command()
+def ui(port: int = 3000) -> None:
+    """Serve the Dagster UI on 127.0.0.1 with this project's instance."""
+    raise typer.Exit(_dagster("dev", "-w", "workspace.yaml", "-h", "127.0.0.1", "-p", str(port)))
+
+
+@app.command()
+def where() -> None:
+    """Print where the outputs are."""
+    for label, path in instance.output_locations():
+        typer.echo(f"{label:<18} {path}")
+
+
+def main() -> None:
+    os.environ.setdefault("NIGHTSHIFT_HOME", str(nightshift_home()))
+    app()

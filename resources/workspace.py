@@ -1,0 +1,19 @@
+from pathlib import Path
+
+import dagster as dg
+from pydantic import Field
+
+
+class WorkspaceResource(dg.ConfigurableResource):
+    """Where the user's own material lives: session logs, skill docs, the ratings database."""
+
+    projects_dir: str = Field(default="~/.claude/projects", description="Claude Code logs.")
+    skills_dir: str = Field(default="~/.claude/skills", description="skills/*/SKILL.md")
+    ratings_url: str | None = Field(default=None, description="SQLAlchemy URL of ratings.")
+
+    def corpus_roots(self) -> list[Path]:
+        """Folders whose text trains the tiny model's tokenizer."""
+        roots = [Path(self.projects_dir).expanduser(), Path(self.skills_dir).expanduser()]
+        if self.ratings_url and self.ratings_url.startswith("sqlite:///"):
+            roots.append(Path(self.ratings_url.removeprefix("sqlite:///")).expanduser())
+        return [r for r in dict.fromkeys(roots) if r.exists()]

@@ -1,0 +1,84 @@
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+from pipeline.base_model import (
+    base_model_version,
+    build_base_model,
+    read_base_model_info,
+    workspace_corpus,
+)
+from pipeline.config import BaseModelConfig
+from pipeline.gguf import PARITY_STRINGS, chat, load_llama, tokenizer_parity
+
+
+def _files(root: Path) -> dict[str, bytes]:
+    return {
+        str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()
+    }
+
+
+def test_build_is_deterministic_small_and_llama(tiny_model, sample, tmp_path):
+    again = build_base_model(tmp_path / "again", workspace_corpus(sample.root))
+    assert _files(again.path) == _files(tiny_model.path)
+    assert tiny_model.parameters < 1_000_000
+    config = json.loads((tiny_model.path / "config.json").read_text())
+    assert config["architectures"] == ["LlamaForCausalLM"]
+    assert read_base_model_info(tiny_model.path) == tiny_model
+
+
+def test_other_seed_or_corpus_gives_another_model(tiny_model, sample, tmp_path):
+    other = build_base_model(
+        tmp_path / "seed1", workspace_corpus(sample.root), BaseModelConfig(seed=1)
+    )
+    assert other.weights_sha256 != tiny_model.weights_sha256
+    lines = list(workspace_corpus(sample.root))
+    assert base_model_version(lines, BaseModelConfig()) != base_model_version(
+        lines[:-50], BaseModelConfig()
+    )
+
+
+def test_transformers_renders_chatml_and_ends_turns(tiny_model):
+    from transformers import AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(str(tiny_model.path))
+    text = tok.apply_chat_template(
+        [{"role": "user", "content": "hi"}], tokenize=False, add_generation_prompt=True
+    )
+    assert text == "<|im_start|>user\nhi<|im_end|>\n<|im_start|>assistant\n"
+    assert tok.eos_token == "<|im_end|>"
+    assert len(tok.encode("<|im_start|>", add_special_tokens=False)) == 1
+
+
+def test_mlx_lm_loads_and_generates(tiny_model):
+    from mlx_lm import generate, load
+
+    model, tokenizer = load(str(tiny_model.path))
+    out = generate(model, tokenizer, prompt="git status", max_tokens=8, verbose=False)
+    assert isinstance(out, str)
+    assert len(tokenizer.encode(out)) >= 1
+
+
+def test_tokenizer_parity_transformers_and_llama_cpp(tiny_model, tiny_f16):
+    results = tokenizer_parity(tiny_model.path, tiny_f16, PARITY_STRINGS)
+    for r in results:
+        assert len(r.transformers_ids) > 5
+        assert r.transformers_ids == r.llama_cpp_ids, r.text
+
+
+def test_q4_k_m_gguf_loads_and_generates(tiny_q4, toolchain):
+    sys.path.insert(0, str(toolchain.gguf_py))
+    import gguf
+
+    reader = gguf.GGUFReader(str(tiny_q4))
+    ftype = reader.get_field("general.file_type").contents()
+    assert ftype == gguf.LlamaFileType.MOSTLY_Q4_K_M
+    template = reader.get_field("tokenizer.chat_template").contents()
+    assert "<|im_start|>" in template
+    llm = load_llama(tiny_q4)
+    out = llm.create_completion("<|im_start|>user\ngit", max_tokens=8, temperature=0.0)
+    assert out["usage"]["completion_tokens"] >= 1
+    reply = chat(tiny_q4, [{"role": "user", "content": "Fix this command: gti stauts"}], 8)
+    assert reply.tokens >= 1
