@@ -105,7 +105,9 @@ def base_model_gguf(
 
 
 @dg.asset_check(asset=base_model_gguf, blocking=True)
-def base_model_gguf_tokenizer_parity(artifacts: ArtifactStoreResource) -> dg.AssetCheckResult:
+def base_model_gguf_tokenizer_parity(
+    context: dg.AssetCheckExecutionContext, artifacts: ArtifactStoreResource
+) -> dg.AssetCheckResult:
     """Training (transformers) and serving (llama.cpp) must see the same token ids."""
     store = artifacts.store()
     version_dir, gguf_dir = store.current("base_model"), store.current("base_model_gguf")
@@ -113,6 +115,10 @@ def base_model_gguf_tokenizer_parity(artifacts: ArtifactStoreResource) -> dg.Ass
         return dg.AssetCheckResult(passed=False, description="nothing materialized yet")
     results = tokenizer_parity(model_dir_of(version_dir), gguf_dir / "base-f16.gguf")
     bad = [r for r in results if not r.equal]
+    context.log.info(
+        f"tokenizer parity: {len(results) - len(bad)} of {len(results)} strings tokenize "
+        "identically in transformers and llama.cpp"
+    )
     return dg.AssetCheckResult(
         passed=not bad,
         metadata={

@@ -13,7 +13,9 @@ import typer
 from pipeline import instance
 from pipeline.paths import nightshift_home
 
-app = typer.Typer(no_args_is_help=True, add_completion=False, help=__doc__)
+app = typer.Typer(
+    no_args_is_help=True, add_completion=False, help=__doc__, pretty_exceptions_show_locals=False
+)
 base_app = typer.Typer(no_args_is_help=True, help="The embedded tiny base model.")
 sample_app = typer.Typer(no_args_is_help=True, help="The bundled sample workspace.")
 tool_app = typer.Typer(no_args_is_help=True, help="The llama.cpp toolchain.")
@@ -127,8 +129,23 @@ def doctor(
         raise typer.Exit(1)
 
 
+# INFO on the console: each step's own progress lines, without Dagster's DEBUG event stream;
+# in one process, so no step pays for a fresh interpreter.
+DEMO_RUN_CONFIG = """\
+loggers:
+  console:
+    config:
+      log_level: INFO
+execution:
+  config:
+    in_process: {}
+"""
+
+
 def _dagster(*args: str) -> int:
     env = instance.dagster_env()
+    # `job execute` is the in-process runner we want; its successor (`dg launch`) is another CLI.
+    env["PYTHONWARNINGS"] = "ignore:Function `job_execute_command` is superseded"
     return subprocess.call([str(Path(sys.executable).parent / "dagster"), *args], env=env)
 
 
@@ -142,7 +159,11 @@ def demo(seed: int = 0) -> None:
         s = create_sample_workspace(root, seed=seed)
         typer.echo(f"sample workspace: {s.sessions} sessions in {s.projects_dir}")
     os.environ.setdefault("NIGHTSHIFT_WORKSPACE", str(root))
-    code = _dagster("job", "execute", "-m", "definitions", "-j", instance.MAIN_JOB)
+    config = instance.prepare_dagster_home() / "demo_run_config.yaml"
+    config.write_text(DEMO_RUN_CONFIG)
+    code = _dagster(
+        "job", "execute", "-m", "definitions", "-j", instance.MAIN_JOB, "-c", str(config)
+    )
     if code != 0:
         _fail(f"the Dagster run failed (exit {code}); its log is above")
     where()

@@ -50,10 +50,17 @@ def load_llama(path: Path, n_ctx: int = 512):
 
 def tokenize(path: Path, text: str) -> list[int]:
     """Token ids as llama.cpp sees them: no BOS added, special markers parsed."""
-    from llama_cpp import Llama
+    import llama_cpp
+    from llama_cpp._internals import LlamaModel
 
-    llm = Llama(model_path=str(path), vocab_only=True, verbose=False)
-    return llm.tokenize(text.encode("utf-8"), add_bos=False, special=True)
+    # The vocabulary alone: a full context would load weights and warn about n_ctx_train.
+    params = llama_cpp.llama_model_default_params()
+    params.vocab_only = True
+    model = LlamaModel(path_model=str(path), params=params, verbose=False)
+    try:
+        return model.tokenize(text.encode("utf-8"), add_bos=False, special=True)
+    finally:
+        model.close()
 
 
 def chat(path: Path, messages: Sequence[dict[str, str]], max_tokens: int = 32) -> Completion:
