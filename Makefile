@@ -9,7 +9,7 @@ export NIGHTSHIFT_HOME ?= $(HOME)/.nightshift
 export CMAKE_ARGS ?= -DLLAVA_BUILD=OFF
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 
-.PHONY: venv toolchain demo test doctor ui lint format clean
+.PHONY: venv toolchain demo test bench doctor ui lint format clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -46,3 +46,6 @@ format: venv
 
 clean:
 	rm -rf $(VENV) .pytest_cache
+
+bench: toolchain
+	$(BIN)/python -m benchmarks.run --out bench-results.json

@@ -11,7 +11,7 @@ import hashlib
 import io
 import json
 import sqlite3
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -293,3 +293,16 @@ def model_dir_of(version_dir: Path) -> Path:
     if pointer.is_file():
         return Path(json.loads(pointer.read_text())["path"])
     return version_dir
+
+
+def token_counter(model_dir: Path) -> Callable[[list[str]], list[int]]:
+    """Token counts in the model's own tokenizer, batched (the fast tokenizer runs in Rust)."""
+    from transformers import AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(str(model_dir))
+    tok.model_max_length = 10**9  # counting lengths, not feeding the model: no overflow warning
+
+    def count(texts: list[str]) -> list[int]:
+        return [len(ids) for ids in tok(texts, add_special_tokens=False)["input_ids"]]
+
+    return count

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -21,7 +22,9 @@ sample_app = typer.Typer(no_args_is_help=True, help="The bundled sample workspac
 tool_app = typer.Typer(no_args_is_help=True, help="The llama.cpp toolchain.")
 app.add_typer(base_app, name="base-model")
 app.add_typer(sample_app, name="sample")
+sessions_app = typer.Typer(no_args_is_help=True, help="Claude Code session logs.")
 app.add_typer(tool_app, name="toolchain")
+app.add_typer(sessions_app, name="sessions")
 
 
 def _fail(message: str) -> None:
@@ -112,6 +115,41 @@ def toolchain_where() -> None:
     typer.echo(f"  {'converter':<18} {tc.convert_script}")
 
 
+@sessions_app.command("summarize")
+def sessions_summarize(
+    projects_dir: Annotated[Path, typer.Argument(help="A Claude Code projects directory.")],
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Sessions, conversations, merged turns, subagents, compactions, rewinds, skipped records."""
+    from pipeline.sessions import summarize
+
+    if not projects_dir.is_dir():
+        _fail(f"{projects_dir} is not a directory (Claude Code keeps logs in ~/.claude/projects)")
+    summary = summarize(projects_dir)
+    if as_json:
+        typer.echo(json.dumps(summary, indent=2))
+    else:
+        for key, value in summary.items():
+            typer.echo(f"{key:<24} {value}")
+
+
+@app.command()
+def scrub(
+    file: Annotated[str, typer.Argument(help="A file to scrub, or - for standard input.")] = "-",
+    as_json: Annotated[bool, typer.Option("--json", help="Findings by kind, no secrets.")] = False,
+) -> None:
+    """Print the text with secrets and personal data replaced by typed placeholders."""
+    from pipeline.scrub import scrub_cli_output
+
+    if file == "-":
+        text = sys.stdin.read()
+    elif not Path(file).is_file():
+        _fail(f"{file} does not exist")
+    else:
+        text = Path(file).read_text(encoding="utf-8", errors="replace")
+    typer.echo(scrub_cli_output(text, as_json), nl=False)
+
+
 @app.command()
 def doctor(
     base_model: Annotated[
@@ -129,23 +167,8 @@ def doctor(
         raise typer.Exit(1)
 
 
-# INFO on the console: each step's own progress lines, without Dagster's DEBUG event stream;
-# in one process, so no step pays for a fresh interpreter.
-DEMO_RUN_CONFIG = """\
-loggers:
-  console:
-    config:
-      log_level: INFO
-execution:
-  config:
-    in_process: {}
-"""
-
-
 def _dagster(*args: str) -> int:
     env = instance.dagster_env()
-    # `job execute` is the in-process runner we want; its successor (`dg launch`) is another CLI.
-    env["PYTHONWARNINGS"] = "ignore:Function `job_execute_command` is superseded"
     return subprocess.call([str(Path(sys.executable).parent / "dagster"), *args], env=env)
 
 
@@ -159,11 +182,10 @@ def demo(seed: int = 0) -> None:
         s = create_sample_workspace(root, seed=seed)
         typer.echo(f"sample workspace: {s.sessions} sessions in {s.projects_dir}")
     os.environ.setdefault("NIGHTSHIFT_WORKSPACE", str(root))
-    config = instance.prepare_dagster_home() / "demo_run_config.yaml"
-    config.write_text(DEMO_RUN_CONFIG)
-    code = _dagster(
-        "job", "execute", "-m", "definitions", "-j", instance.MAIN_JOB, "-c", str(config)
-    )
+    first, last = instance.workspace_days(root)
+    typer.echo(f"running {instance.MAIN_JOB} for the sample's days {first} to {last}")
+    cmd = [sys.executable, "-m", "schedules.demo", first, last]
+    code = subprocess.call(cmd, env=instance.dagster_env(), cwd=instance.REPO_ROOT)
     if code != 0:
         _fail(f"the Dagster run failed (exit {code}); its log is above")
     where()

@@ -44,6 +44,24 @@ def dagster_env() -> dict[str, str]:
     return env
 
 
+def workspace_days(root: Path) -> tuple[str, str]:
+    """First and last day with sessions or rated conversations in a sample-layout workspace."""
+    from zoneinfo import ZoneInfo
+
+    from pipeline.ingest import local_day, session_days
+    from pipeline.ratings import read_rated_conversations
+
+    tz = ZoneInfo(os.environ.get("NIGHTSHIFT_TIMEZONE", "UTC"))
+    days = set(session_days(root / "claude" / "projects", tz).values())
+    db = root / "feedback.sqlite"
+    if db.is_file():
+        rated, _ = read_rated_conversations(f"sqlite:///{db}")
+        days |= {d for c in rated if (d := local_day(c.started, tz))}
+    if not days:
+        raise ValueError(f"no sessions or rated conversations with dates in {root}")
+    return min(days), max(days)
+
+
 def output_locations() -> list[tuple[str, Path]]:
     """Each asset's current version, then the stores, for the demo's closing lines."""
     rows = []

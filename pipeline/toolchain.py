@@ -152,7 +152,8 @@ def _run_logged(cmd: list[str], cwd: Path, log: Path, progress: Progress) -> Non
 
 def _fetch_sdist(version: str, into: Path, log: Path, progress: Progress) -> Path:
     progress(f"fetching the llama-cpp-python {version} sdist (it carries llama.cpp)")
-    cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--no-binary", ":all:"]
+    # Only this package as source: ":all:" would build its build-dependencies from source too.
+    cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--no-binary", "llama-cpp-python"]
     cmd += ["-d", str(into), f"llama-cpp-python=={version}"]
     _run_logged(cmd, into, log, progress)
     sdists = sorted(into.glob("llama_cpp_python-*.tar.gz"))

@@ -11,9 +11,15 @@ class WorkspaceResource(dg.ConfigurableResource):
     skills_dir: str = Field(default="~/.claude/skills", description="skills/*/SKILL.md")
     ratings_url: str | None = Field(default=None, description="SQLAlchemy URL of ratings.")
 
+    def projects_path(self) -> Path:
+        return Path(self.projects_dir).expanduser()
+
+    def skills_path(self) -> Path:
+        return Path(self.skills_dir).expanduser()
+
     def corpus_roots(self) -> list[Path]:
         """Folders whose text trains the tiny model's tokenizer."""
-        roots = [Path(self.projects_dir).expanduser(), Path(self.skills_dir).expanduser()]
+        roots = [self.projects_path(), self.skills_path()]
         if self.ratings_url and self.ratings_url.startswith("sqlite:///"):
             roots.append(Path(self.ratings_url.removeprefix("sqlite:///")).expanduser())
         return [r for r in dict.fromkeys(roots) if r.exists()]

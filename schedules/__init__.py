@@ -1,19 +1,17 @@
 """Jobs and the nightly schedule."""
 
-import os
-
 import dagster as dg
 
 from pipeline.instance import MAIN_JOB
 
-# The whole pipeline, as far as its assets exist.
+# The whole pipeline, as far as its assets exist; a run covers one day or a range of days.
+# Daily partitions come with the data assets (DAILY); Dagster infers them for the job.
 nightshift_job = dg.define_asset_job(MAIN_JOB, selection=dg.AssetSelection.all())
 
-# 03:00 in the user's time zone: the machine is idle and the day's sessions are written.
-nightly_schedule = dg.ScheduleDefinition(
+# 03:00 in the user's time zone (the partitions' own), for the day that just ended.
+nightly_schedule = dg.build_schedule_from_partitioned_job(
+    nightshift_job,
     name="nightly",
-    job=nightshift_job,
-    cron_schedule="0 3 * * *",
-    execution_timezone=os.environ.get("NIGHTSHIFT_TIMEZONE", "UTC"),
+    hour_of_day=3,
     default_status=dg.DefaultScheduleStatus.STOPPED,
 )

@@ -15,6 +15,8 @@ from pipeline.gguf import convert_to_gguf, quantize
 from pipeline.sample import SampleSummary, create_sample_workspace
 from pipeline.toolchain import Toolchain, locate_toolchain
 
+pytest_plugins = ["tests.postgres"]  # a real PostgreSQL server, started on first use
+
 
 @pytest.fixture(scope="session", autouse=True)
 def nightshift_home(tmp_path_factory: pytest.TempPathFactory) -> Path:

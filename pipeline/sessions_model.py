@@ -1,0 +1,72 @@
+"""What the Claude Code reader shares between its modules: settings, counts and graph nodes."""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+from pipeline.types import Turn
+
+
+@dataclass
+class ReadReport:
+    files: int = 0
+    bytes: int = 0
+    records: int = 0
+    skipped: Counter[str] = field(default_factory=Counter)  # reason -> count
+    recovered: int = 0  # records rescued from damaged lines
+    merged_turns: int = 0  # assistant records merged into an earlier record of the same response
+    sessions: int = 0
+    conversations: int = 0
+    subagent_conversations: int = 0
+    compactions: int = 0
+    rewinds: int = 0
+
+    def to_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = {f.name: getattr(self, f.name) for f in fields(self)}
+        out["skipped"] = dict(sorted(self.skipped.items()))
+        return out
+
+
+@dataclass(frozen=True)
+class ReaderConfig:
+    keep_thinking: bool = True  # thinking kept as Block(kind="thinking"), signature dropped
+    max_tool_output_chars: int = 20_000  # longer tool outputs keep their head and tail
+    exclude_agent_prefixes: tuple[str, ...] = (
+        "agent-acompact-",
+        "agent-aprompt_suggestion-",
+        "aside_question-",
+    )
+
+    def internal(self, name: str) -> bool:
+        """Whether a log file name (or an inline agent's `agent-<id>`) is harness overhead."""
+        return name.startswith(self.exclude_agent_prefixes)
+
+
+@dataclass(frozen=True)
+class LogFile:
+    """One JSONL file and what its location says about the records inside."""
+
+    path: Path
+    project_dir: Path
+    session: str | None  # the owning session when the location fixes it; else the records say
+    agent: str | None = None  # agent id of a subagent log file
+    tool_use_id: str | None = None  # the spawning call, from the agent's meta.json
+
+
+@dataclass(slots=True, eq=False)
+class Node:
+    """A record with a uuid: a vertex of the session graph, with its turn where it has one."""
+
+    uuid: str
+    parent: str | None  # parentUuid, or logicalParentUuid across a compaction
+    timestamp: str
+    seq: int  # read order: breaks timestamp ties and keeps split records in file order
+    session: str
+    agent: str | None  # None: main chain; "": inline sidechain without an agentId
+    turn: Turn | None  # None for structural records (system, progress, damaged user records)
+    human: bool = False  # a typed prompt: siblings of these are rewinds
+    merge_key: tuple[str, ...] | None = None
+    compaction: bool = False
