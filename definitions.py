@@ -5,7 +5,7 @@ from pathlib import Path
 
 import dagster as dg
 
-from assets import data, data_checks, models
+from assets import data, data_checks, models, training
 from pipeline.instance import artifacts_root
 from resources import ArtifactStoreResource, LlamaCppResource, MLXResource, WorkspaceResource
 from schedules import nightly_schedule, nightshift_job
@@ -25,8 +25,8 @@ def workspace_resource() -> WorkspaceResource:
 
 
 defs = dg.Definitions(
-    assets=dg.load_assets_from_modules([data, models]),
-    asset_checks=dg.load_asset_checks_from_modules([data_checks, models]),
+    assets=dg.load_assets_from_modules([data, models, training]),
+    asset_checks=dg.load_asset_checks_from_modules([data_checks, models, training]),
     jobs=[nightshift_job],
     schedules=[nightly_schedule],
     resources={

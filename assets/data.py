@@ -9,7 +9,7 @@ import dagster as dg
 
 from pipeline.base_model import model_dir_of, token_counter
 from pipeline.curate import CurateConfig, curate, skill_examples
-from pipeline.ingest import collect_days, copy_sources, read_jsonl, write_day
+from pipeline.ingest import IngestIndex, collect_days, copy_sources, read_jsonl, write_day
 from pipeline.paths import atomic_write_text
 from pipeline.qualify import DIMENSIONS, Score, score_all, tier_counts
 from pipeline.types import ChatExample, Conversation
@@ -47,9 +47,13 @@ def raw_sessions(
     copied = copy_sources(workspace.projects_path(), source)
     context.log.info(f"source logs copied into the store: {copied}")
     days = context.partition_keys
-    batch = collect_days(source, days, ZoneInfo(TIMEZONE), ratings_url=workspace.ratings_url)
+    index_path = store.asset_dir("raw_sessions") / "index.json"
+    index = IngestIndex.load(index_path)
+    tz = ZoneInfo(TIMEZONE)
+    batch = collect_days(source, days, tz, ratings_url=workspace.ratings_url, index=index)
     for day, convs in batch.days.items():
         write_day(_day_dir(artifacts, "raw_sessions", day), convs, batch.report)
+    index.save(index_path)  # after the days are written: a crash re-reads, never skips
     kinds = Counter(c.kind for convs in batch.days.values() for c in convs)
     skipped = batch.report.get("claude_code", {}).get("skipped", {})
     context.log.info(f"{sum(kinds.values())} conversations over {len(days)} day(s): {dict(kinds)}")

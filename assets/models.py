@@ -72,7 +72,13 @@ def base_model(
     )
 
 
-@dg.asset(group_name=MODELS, code_version="1", deps=[base_model], kinds={"llama_cpp"})
+@dg.asset(
+    group_name=MODELS,
+    code_version="1",
+    deps=[base_model],
+    kinds={"llama_cpp"},
+    pool="nightshift_model",  # conversion loads the whole model: one at a time
+)
 def base_model_gguf(
     context: dg.AssetExecutionContext,
     llama_cpp: LlamaCppResource,

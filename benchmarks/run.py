@@ -24,6 +24,8 @@ def _sections(quick: bool) -> dict[str, Section]:
     from benchmarks.data_pipeline import bench_nightly, bench_validate
     from benchmarks.data_scrub import bench_scrub
     from benchmarks.data_sessions import bench_read
+    from benchmarks.model_lora import bench_lora
+    from benchmarks.model_quantize import bench_quantize
 
     n = 20_000 if quick else 200_000
     return {
@@ -32,6 +34,8 @@ def _sections(quick: bool) -> dict[str, Section]:
         "dedup_vs_datasketch": lambda tmp: bench_dedup(n=n),
         "validate_stage": lambda tmp: bench_validate(tmp, n=n),
         "nightly_vs_backfill": lambda tmp: bench_nightly(tmp),
+        "lora_vs_bare_mlx_lm": lambda tmp: bench_lora(tmp),
+        "quantize_vs_bare_llama_quantize": lambda tmp: bench_quantize(tmp),
     }
 
 
@@ -40,6 +44,8 @@ TARGETS = {
     "dedup_vs_datasketch": ("speedup", ">=", 2.5),
     "validate_stage": ("examples_per_s", ">=", 10_000.0),
     "nightly_vs_backfill": ("ratio", "<=", 0.10),
+    "lora_vs_bare_mlx_lm": ("ratio", ">=", 0.95),
+    "quantize_vs_bare_llama_quantize": ("ratio", "<=", 1.10),
 }
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import shutil
 import sqlite3
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict, dataclass
@@ -18,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from pipeline.config import CHATML_TEMPLATE, IM_END, IM_START, BaseModelConfig
-from pipeline.paths import atomic_dir
+from pipeline.paths import atomic_dir, cache_root
 
 SPECIAL = ("<unk>", "<s>", "</s>")  # ids 0, 1, 2 as in llama-2's tokenizer
 TEXT_KEYS = ("content", "text", "thinking", "prompt", "description", "summary", "stdout")
@@ -123,10 +124,10 @@ def _weights(cfg: BaseModelConfig, vocab: int) -> dict[str, np.ndarray]:
     h, inter = cfg.hidden_size, cfg.intermediate_size
     kv = cfg.num_key_value_heads * (h // cfg.num_attention_heads)
 
-    def dense(rows: int, cols: int) -> np.ndarray:
-        return (rng.standard_normal((rows, cols)) * cfg.init_std).astype(np.float32)
+    def dense(rows: int, cols: int, std: float = cfg.init_std) -> np.ndarray:
+        return (rng.standard_normal((rows, cols)) * std).astype(np.float32)
 
-    w = {"model.embed_tokens.weight": dense(vocab, h)}
+    w = {"model.embed_tokens.weight": dense(vocab, h, cfg.embed_std)}
     for i in range(cfg.num_hidden_layers):
         p = f"model.layers.{i}."
         w[p + "self_attn.q_proj.weight"] = dense(h, h)
@@ -228,34 +229,50 @@ def read_base_model_info(path: Path) -> BaseModelInfo:
 def build_base_model(
     out: Path, corpus: Iterable[str], cfg: BaseModelConfig = BaseModelConfig()
 ) -> BaseModelInfo:
-    """Write an HF-format llama directory to `out` (replaced atomically); same input, same bytes."""
+    """Write an HF-format llama directory to `out` (replaced atomically); same input, same bytes.
+
+    A build is kept in the cache under its version, so the same corpus and config are
+    pretrained once per machine.
+    """
+    lines = _prepare_corpus(corpus, cfg)
+    cached = cache_root() / "base_models" / base_model_version(lines, cfg)
+    if not (cached / "nightshift_base.json").is_file():
+        with atomic_dir(cached) as tmp:
+            _build(tmp, lines, cfg)
+    with atomic_dir(out) as tmp:
+        shutil.copytree(cached, tmp, dirs_exist_ok=True)
+    return read_base_model_info(out)
+
+
+def _build(out: Path, lines: list[str], cfg: BaseModelConfig) -> None:
     import sentencepiece as spm
     from safetensors.numpy import save_file
 
+    from pipeline.pretrain import pretrain
+
     if cfg.hidden_size % cfg.num_attention_heads:
         raise ValueError("hidden_size must be a multiple of num_attention_heads")
-    lines = _prepare_corpus(corpus, cfg)
     corpus_sha = _sha256("\n".join(lines).encode())
     spm_bytes = train_tokenizer(lines, cfg.vocab_size)
     sp = spm.SentencePieceProcessor(model_proto=spm_bytes)
     pieces = [sp.id_to_piece(i) for i in range(sp.vocab_size())]
     weights = _weights(cfg, len(pieces))
-    with atomic_dir(out) as tmp:
-        (tmp / "tokenizer.model").write_bytes(spm_bytes)
-        config = _model_config(cfg, len(pieces), pieces.index(IM_END))
-        (tmp / "config.json").write_text(json.dumps(config, indent=2) + "\n")
-        gen = {"bos_token_id": 1, "eos_token_id": [pieces.index(IM_END), 2]}
-        (tmp / "generation_config.json").write_text(json.dumps(gen, indent=2) + "\n")
-        tok_cfg = _tokenizer_config(pieces)
-        (tmp / "tokenizer_config.json").write_text(json.dumps(tok_cfg, indent=2) + "\n")
-        _write_fast_tokenizer(tmp)
-        save_file(weights, str(tmp / "model.safetensors"), metadata={"format": "pt"})
-        weights_sha = _sha256((tmp / "model.safetensors").read_bytes())
-        params = int(sum(v.size for v in weights.values()))
-        build = {"builder": "nightshift tiny llama", "config": asdict(cfg), "parameters": params}
-        build |= {"corpus_lines": len(lines), "corpus_sha256": corpus_sha}
-        (tmp / "nightshift_base.json").write_text(json.dumps(build, indent=2) + "\n")
-    return BaseModelInfo(out, params, len(pieces), len(lines), corpus_sha, weights_sha)
+    (out / "tokenizer.model").write_bytes(spm_bytes)
+    config = _model_config(cfg, len(pieces), pieces.index(IM_END))
+    (out / "config.json").write_text(json.dumps(config, indent=2) + "\n")
+    gen = {"bos_token_id": 1, "eos_token_id": [pieces.index(IM_END), 2]}
+    (out / "generation_config.json").write_text(json.dumps(gen, indent=2) + "\n")
+    (out / "tokenizer_config.json").write_text(
+        json.dumps(_tokenizer_config(pieces), indent=2) + "\n"
+    )
+    _write_fast_tokenizer(out)
+    save_file(weights, str(out / "model.safetensors"), metadata={"format": "pt"})
+    losses = pretrain(out, lines, cfg.pretrain_steps, cfg.seed) if cfg.pretrain_steps else []
+    params = int(sum(v.size for v in weights.values()))
+    build = {"builder": "nightshift tiny llama", "config": asdict(cfg), "parameters": params}
+    build |= {"corpus_lines": len(lines), "corpus_sha256": corpus_sha}
+    build |= {"pretrain_loss_first": losses[:1], "pretrain_loss_last": losses[-1:]}
+    (out / "nightshift_base.json").write_text(json.dumps(build, indent=2) + "\n")
 
 
 def _write_fast_tokenizer(model_dir: Path) -> None:

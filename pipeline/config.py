@@ -28,9 +28,13 @@ class BaseModelConfig:
     max_position_embeddings: int = 2048  # tokens
     rope_theta: float = 10000.0
     rms_norm_eps: float = 1e-5
-    init_std: float = 0.02  # GPT-2 style initialisation
+    init_std: float = 0.02  # GPT-2 style initialisation of the projections
+    # Tied embeddings are also the output layer, which LoRA never touches: at 0.02 the largest
+    # reachable logit is ~|h|*|e| = 8*0.16, too flat to ever answer; 0.25 allows confident ones.
+    embed_std: float = 0.25
     seed: int = 0
     max_corpus_lines: int = 50_000  # cap on tokenizer training lines, keeps builds ~seconds
+    pretrain_steps: int = 150  # full causal-LM steps on the corpus (~1.5 min on 2 CPU cores)
 
 
 @dataclass(frozen=True)
@@ -42,14 +46,21 @@ class LoraConfig:
     scale: float = 20.0  # mlx-lm's default alpha/rank multiplier
     dropout: float = 0.0
     num_layers: int = -1  # transformer blocks to adapt, counted from the top; -1 = all
-    learning_rate: float = 1e-3  # a tiny random model needs larger steps than a real one
+    learning_rate: float = 1e-3  # peak; a tiny random model needs larger steps than a real one
+    lr_schedule: str = "cosine"  # "cosine": decay to 10% of the peak by the last step; "constant"
+    warmup_steps: int = 0  # optimizer steps of linear ramp from 0; LoRA's zero-init B is stable
     batch_size: int = 4  # sequences per step
-    iters: int = 100  # optimizer steps
+    # Steps follow the data: None = ceil(epochs * train examples / batch_size), clamped to
+    # [min_iters, max_iters], so a small night still learns and a huge one still ends.
+    iters: int | None = None  # optimizer steps; an explicit number wins over the derivation
+    epochs: float = 3.0  # passes over the train split
+    min_iters: int = 20
+    max_iters: int = 2000
     max_seq_length: int = 512  # tokens; longer examples are truncated by mlx-lm
     mask_prompt: bool = True  # loss on assistant tokens only
     grad_checkpoint: bool = False
-    seed: int = 0
+    seed: int = 0  # LoRA init, data order and dropout
     steps_per_report: int = 10
     steps_per_eval: int = 50
     val_batches: int = 4  # -1 = the whole valid split
-    save_every: int = 50  # steps between adapter checkpoints
+    checkpoint_every: int = 25  # steps between resumable checkpoints (the last 2 are kept)

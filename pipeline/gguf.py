@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -29,11 +29,18 @@ def convert_to_gguf(
     return out_file
 
 
-def quantize(toolchain: Toolchain, src: Path, out_file: Path, qtype: str, threads: int = 0) -> Path:
-    """`llama-quantize SRC OUT TYPE`, written under a temporary name and renamed."""
+def quantize(
+    toolchain: Toolchain,
+    src: Path,
+    out_file: Path,
+    qtype: str,
+    threads: int = 0,
+    extra: list[str] | None = None,
+) -> Path:
+    """`llama-quantize [EXTRA] SRC OUT TYPE`, written under a temporary name and renamed."""
     out_file.parent.mkdir(parents=True, exist_ok=True)
     tmp = out_file.with_name(f".{out_file.name}.tmp")
-    cmd: list[str | Path] = [toolchain.bin("llama-quantize"), src, tmp, qtype]
+    cmd: list[str | Path] = [toolchain.bin("llama-quantize"), *(extra or []), src, tmp, qtype]
     if threads:
         cmd.append(str(threads))
     run_tool(cmd)
@@ -63,9 +70,11 @@ def tokenize(path: Path, text: str) -> list[int]:
         model.close()
 
 
-def chat(path: Path, messages: Sequence[dict[str, str]], max_tokens: int = 32) -> Completion:
+def chat(
+    path: Path, messages: Sequence[dict[str, str]], max_tokens: int = 32, n_ctx: int = 2048
+) -> Completion:
     """One greedy chat completion with the chat template stored in the GGUF."""
-    llm = load_llama(path)
+    llm = load_llama(path, n_ctx=n_ctx)
     out = llm.create_chat_completion(list(messages), max_tokens=max_tokens, temperature=0.0)
     choice = out["choices"][0]
     used = out["usage"]["completion_tokens"]
@@ -100,3 +109,49 @@ def tokenizer_parity(
     return [
         Parity(t, list(hf.encode(t, add_special_tokens=False)), tokenize(gguf, t)) for t in texts
     ]
+
+
+def gguf_metadata(toolchain: Toolchain, path: Path) -> dict:
+    """Header fields through the converter's own gguf-py (same revision as the tools)."""
+    if str(toolchain.gguf_py) not in sys.path:
+        sys.path.insert(0, str(toolchain.gguf_py))
+    import gguf
+
+    reader = gguf.GGUFReader(str(path))
+
+    def field(name: str):
+        f = reader.get_field(name)
+        return f.contents() if f is not None else None
+
+    ftype = field("general.file_type")
+    return {
+        "architecture": field("general.architecture"),
+        "file_type": gguf.LlamaFileType(ftype).name if ftype is not None else None,
+        "chat_template": field("tokenizer.chat_template"),
+        "eos_token_id": field("tokenizer.ggml.eos_token_id"),
+        "tensors": len(reader.tensors),
+        "tensor_types": sorted({t.tensor_type.name for t in reader.tensors}),
+    }
+
+
+@dataclass(frozen=True)
+class ChatFacts:
+    """What a GGUF must carry over from the HF tokenizer the model was trained with."""
+
+    template: str
+    eos_token_id: int
+    render: Callable[[list[dict[str, str]]], str]
+
+
+def chat_facts(model_dir: Path) -> ChatFacts:
+    from transformers import AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(str(model_dir))
+    template = tok.chat_template
+    if not isinstance(template, str):
+        raise ValueError(f"{model_dir} has no single chat template to carry into the GGUF")
+
+    def render(messages: list[dict[str, str]]) -> str:
+        return tok.apply_chat_template(messages, tokenize=False)
+
+    return ChatFacts(template, int(tok.eos_token_id), render)

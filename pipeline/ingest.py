@@ -40,28 +40,71 @@ def local_day(timestamp: str, tz: ZoneInfo) -> str | None:
     return moment.astimezone(tz).date().isoformat()
 
 
-def _first_timestamp(path: Path) -> str | None:
+@dataclass
+class IngestIndex:
+    """What earlier runs ingested: each file's day, and every record uuid's session/component.
+
+    It lets a nightly run skip files it has seen and recognise replayed (resumed) records
+    without reading history again.
+    """
+
+    files: dict[str, dict] = field(default_factory=dict)  # rel path -> {size, mtime_ns, day}
+    uuids: dict[str, tuple[str, str]] = field(default_factory=dict)
+
+    @classmethod
+    def load(cls, path: Path) -> IngestIndex:
+        if not path.is_file():
+            return cls()
+        data = json.loads(path.read_text())
+        return cls(data["files"], {u: tuple(v) for u, v in data["uuids"].items()})
+
+    def save(self, path: Path) -> None:
+        atomic_write_text(path, json.dumps({"files": self.files, "uuids": self.uuids}))
+
+    def remember(self, conversations: Iterable[Conversation]) -> None:
+        for conv in conversations:
+            if conv.source == "claude_code" and conv.kind != "rejected_branch":
+                for turn in conv.turns:
+                    self.uuids.setdefault(turn.uuid, (conv.session_id, conv.component))
+
+
+def _start_timestamp(path: Path, known: dict[str, tuple[str, str]]) -> str | None:
+    """The first timestamp of a record this session wrote itself (a resume replays history)."""
+    session = path.stem
     with path.open(encoding="utf-8", errors="replace") as fh:
         for n, line in enumerate(fh):
-            if n >= PEEK_LINES:
+            if n >= PEEK_LINES and not known:
                 break
             try:
                 record = json.loads(line.replace("\x00", ""))
             except ValueError:
                 continue
-            if isinstance(record, dict) and isinstance(record.get("timestamp"), str):
+            if not isinstance(record, dict) or not isinstance(record.get("timestamp"), str):
+                continue
+            owner = known.get(record.get("uuid", ""))
+            if owner is None or owner[0] == session:
                 return record["timestamp"]
     return None
 
 
-def session_days(projects_dir: Path, tz: ZoneInfo) -> dict[str, str]:
-    """Session id -> the local day it started, from the top of each main session file."""
-    days = {}
+def session_days(
+    projects_dir: Path, tz: ZoneInfo, index: IngestIndex | None = None
+) -> dict[str, str]:
+    """Session id -> the local day it started; files unchanged since the index are not read."""
+    index = index or IngestIndex()
+    days: dict[str, str] = {}
     for path in sorted(projects_dir.glob("*/*.jsonl")):
         if path.name.startswith("agent-"):
             continue  # second-generation subagent logs belong to their session
-        stamp = _first_timestamp(path)
-        day = local_day(stamp, tz) if stamp else None
+        rel, stat = str(path.relative_to(projects_dir)), path.stat()
+        seen = index.files.get(rel)
+        if seen and (seen["size"], seen["mtime_ns"]) == (stat.st_size, stat.st_mtime_ns):
+            day = seen["day"]
+        else:
+            stamp = _start_timestamp(path, index.uuids)
+            day = local_day(stamp, tz) if stamp else None
+            if day:
+                index.files[rel] = {"size": stat.st_size, "mtime_ns": stat.st_mtime_ns, "day": day}
         if day:
             days[path.stem] = min(day, days.get(path.stem, day))
     return days
@@ -74,17 +117,25 @@ def collect_days(
     reader: ReaderConfig = ReaderConfig(),
     ratings_url: str | None = None,
     mapping: RatingsMapping = RatingsMapping(),
+    index: IngestIndex | None = None,
 ) -> DayBatch:
-    """Parse the sessions (and rated conversations) that started on the wanted days."""
+    """Parse the sessions (and rated conversations) that started on the wanted days.
+
+    With an index of earlier runs, only the chosen sessions' files are parsed and the index
+    learns what this run read.
+    """
     wanted = sorted(set(wanted))
     batch = DayBatch(days={d: [] for d in wanted})
-    by_session = session_days(projects_dir, tz) if projects_dir.is_dir() else {}
+    by_session = session_days(projects_dir, tz, index) if projects_dir.is_dir() else {}
     chosen = {sid for sid, day in by_session.items() if day in batch.days}
     report: dict = {"days": wanted, "session_files": len(by_session), "sessions_read": len(chosen)}
     unassigned: Counter[str] = Counter()
     if chosen:
-        convs, read = read_projects(projects_dir, reader, only_sessions=chosen)
+        known = index.uuids if index is not None else None
+        convs, read = read_projects(projects_dir, reader, only_sessions=chosen, known=known)
         report["claude_code"] = read.to_json()
+        if index is not None:
+            index.remember(convs)
         for conv in convs:
             day = by_session.get(conv.session_id) or local_day(conv.started, tz)
             if day in batch.days:

@@ -1,8 +1,9 @@
 """Secrets and personal data out of session text, replaced by typed placeholders.
 
-Credentials become `<SECRET:kind>`, personal data `<EMAIL>` and `<PHONE>`. No detector matches
-a placeholder, so a second pass finds nothing new. Detectors live in `scrub_patterns` (fixed
-shapes), `scrub_env` (secret-named assignments) and `scrub_pii` (emails, phones).
+Credentials become `<SECRET:kind>`, personal data `<EMAIL>` and `<PHONE>`; no detector matches
+a placeholder, and `scrub_text` repeats until a pass finds nothing, so scrubbing twice changes
+nothing. Detectors live in `scrub_patterns` (fixed shapes), `scrub_env` (secret-named
+assignments) and `scrub_pii` (emails, phones).
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ import bisect
 import json
 import string
 from collections import Counter
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -35,16 +36,22 @@ PII_KINDS = frozenset({"email", "phone"})
 
 @dataclass(frozen=True)
 class Finding:
-    kind: str
+    """One secret or piece of personal data: its kind and where it lies, never its value."""
+
+    kind: str  # anthropic_key, openai_key, ..., env_value, email, phone
     start: int
     end: int
 
 
-Detector = Callable[[str, str], Iterable[tuple[str, Span]]]
+Detector = Callable[[str, str], list[tuple[str, Span]]]
 
 
-def _tagged(kind: str, spans: Callable[[str], Iterable[Span]]) -> Detector:
-    return lambda text, low: ((kind, span) for span in spans(text))
+def _tagged(kind: str, spans: Callable[[str], list[Span]]) -> Detector:
+    def detector(text: str, low: str) -> list[tuple[str, Span]]:
+        found = spans(text)
+        return [(kind, span) for span in found] if found else []
+
+    return detector
 
 
 # Priority order: where two findings overlap, the earlier detector's is kept. Fixed shapes come
@@ -55,6 +62,7 @@ _DETECTORS: tuple[Detector, ...] = (
     _tagged("email", email_spans),
     _tagged("phone", phone_spans),
 )
+_MAX_PASSES = 5  # each pass shrinks the text that is not placeholders; two suffice in practice
 _ASCII_LOWER = str.maketrans(string.ascii_uppercase, string.ascii_lowercase)
 
 
@@ -70,7 +78,7 @@ def find_secrets(text: str) -> list[Finding]:
     starts: list[int] = []
     found: list[Finding] = []
     for detector in _DETECTORS:
-        candidates = list(detector(text, low))
+        candidates = detector(text, low)
         if len(candidates) > 1:
             candidates.sort(key=lambda f: (f[1][0], -f[1][1]))
         for kind, (start, end) in candidates:
@@ -85,9 +93,9 @@ def find_secrets(text: str) -> list[Finding]:
 
 
 def has_secret(text: str) -> bool:
-    """Whether `find_secrets` would find anything; stops at the first finding."""
+    """Whether `find_secrets` would find anything; stops at the first detector that does."""
     low = _lower(text)
-    return any(next(iter(detector(text, low)), None) for detector in _DETECTORS)
+    return any(detector(text, low) for detector in _DETECTORS)
 
 
 def _placeholder(kind: str) -> str:
@@ -96,15 +104,22 @@ def _placeholder(kind: str) -> str:
 
 def scrub_text(text: str) -> tuple[str, Counter[str]]:
     """`text` with every finding replaced by its placeholder, and the counts by kind."""
-    findings = find_secrets(text)
-    if not findings:
-        return text, Counter()
-    parts, pos = [], 0
-    for f in findings:
-        parts += (text[pos : f.start], _placeholder(f.kind))
-        pos = f.end
-    parts.append(text[pos:])
-    return "".join(parts), Counter(f.kind for f in findings)
+    counts: Counter[str] = Counter()
+    # A finding's neighbour can hide behind it (`(415) 555-0123+44 20 7946 0958`: the second
+    # number follows a digit); once the first is a placeholder, another pass finds it, so
+    # scrubbing repeats until nothing is left and a second call changes nothing.
+    for _ in range(_MAX_PASSES):
+        findings = find_secrets(text)
+        if not findings:
+            break
+        parts, pos = [], 0
+        for f in findings:
+            parts += (text[pos : f.start], _placeholder(f.kind))
+            pos = f.end
+        parts.append(text[pos:])
+        text = "".join(parts)
+        counts.update(f.kind for f in findings)
+    return text, counts
 
 
 def scrub_value(value: Any) -> tuple[Any, Counter[str]]:
@@ -129,8 +144,9 @@ def scrub_value(value: Any) -> tuple[Any, Counter[str]]:
 
 
 def scrub_cli_output(text: str, as_json: bool) -> str:
-    """What `nightshift scrub` prints: the scrubbed text, or findings and counts as JSON (spans
-    and kinds only, never the secret values)."""
+    """What `nightshift scrub` prints: the scrubbed text, or as JSON the findings in `text`
+    (kinds and spans only, never the values) and their counts. The JSON lists one pass of
+    `find_secrets`, the spans an auditor can look up in the input."""
     if not as_json:
         return scrub_text(text)[0]
     findings = find_secrets(text)

@@ -7,12 +7,20 @@ a reference or a placeholder: sessions are full of `api_key=api_key` and `token:
 
 from __future__ import annotations
 
+import bisect
 import functools
 import re
 import string
-from collections.abc import Iterator
 
-from pipeline.scrub_patterns import MASKED, PLACEHOLDER_RE, REFERENCE, Span, is_masked, word_set
+from pipeline.scrub_patterns import (
+    MASKED,
+    PLACEHOLDER_RE,
+    REFERENCE,
+    Span,
+    is_masked,
+    matches,
+    word_set,
+)
 
 # Keywords that may sit in a secret's name, then the rest of the name and a separator; run on
 # the lowercased text. Lookaheads drop the words that merely begin with one (`tokens`,
@@ -20,7 +28,7 @@ from pipeline.scrub_patterns import MASKED, PLACEHOLDER_RE, REFERENCE, Span, is_
 # literal led by a rarer letter (lookbehind checks what comes before), and `re` jumps between
 # occurrences of that literal.
 _NAME_REST = (
-    r"(?P<rest>[a-z0-9_.-]*+)[\\\"'\]]{0,3}[ \t]*+(?::=|=>|=(?!=)|:(?![:/]))[ \t]*+"
+    r"(?P<rest>[a-z0-9_.-]{0,64}+)[\\\"'\]]{0,3}[ \t]*+(?::=|=>|=(?!=)|:(?![:/]))[ \t]*+"
     # Code `_kind` would turn down anyway, dropped here at C speed: calls and subscripts, type
     # annotations, f-strings.
     r"(?![a-z_][a-z0-9_.]*[(\[]|(?:str|int|bool|float|bytes|dict|list|none|any)\b|(?:f|rf|fr)[\"'])"
@@ -42,11 +50,11 @@ _WORD_RE = re.compile(r"[A-Z]+(?![a-z])|[A-Z]?[a-z]+")  # digits carry no meanin
 # After the name: closing quotes or brackets (`"name":`, `d["name"] =`), the separator, then a
 # quoted value (maybe with escaped quotes, as in JSON inside JSON) or a bare one.
 _VALUE_RE = re.compile(
-    r"""[\\"'\]]{0,3}(?P<pre>[ \t]*)(?P<sep>:=|=>|=(?!=)|:(?![:/]))(?P<post>[ \t]*)@?"""
-    r"""(?:(?:[rbuRBU]{1,2}(?=\\?["']))?(?P<bs>\\?)(?P<q>["'`])(?P<qv>[^\r\n]*?)(?P=bs)(?P=q)"""
-    r"""|(?P<v>[^\s"'`,;&)\]}]+))"""
+    r"""(?P<close>[\\"'\]]{0,3})(?P<pre>[ \t]*)(?P<sep>:=|=>|=(?!=)|:(?![:/]))(?P<post>[ \t]*)@?"""
+    r"""(?:(?:[rbuRBU]{1,2}(?=\\?["']))?"""  # a Python string prefix
+    r"""(?P<bs>\\?)(?P<q>["'`])(?P<qv>[^\r\n]{0,4096}?)(?P=bs)(?P=q)"""
+    r"""|(?P<v>[^\s"'`,;&)\]}]{1,4096}))"""
 )
-# A bare value after `:` must end its line (or its JSON/YAML item); else it is prose.
 _COLON_END_RE = re.compile(r"""[\\"',;)\]}]|[ \t]*(?:$|#|//)""", re.MULTILINE)
 
 _STRONG = word_set(
@@ -65,7 +73,7 @@ _META_LAST = word_set(
     " command cmd program hint prompt"
 )
 # In code, `key` alone is too common (detect-secrets: "cannot make 'key' a keyword, too noisy"):
-# it needs a qualifier. In an UPPER_SNAKE name it counts unless the qualifier says otherwise.
+# it needs a qualifier. An UPPER_SNAKE name ending in KEY counts unless a word says otherwise.
 _KEY_QUALIFIERS = word_set(
     "api secret access private signing sign encryption encrypt master client license licence app"
     " service account webhook session ssh jwt hmac consumer subscription admin deploy root write"
@@ -97,6 +105,8 @@ _NOT_A_VALUE_RE = re.compile(
             r"(?i:fake|dummy|placeholder|example|changeme|changeit|redacted)",
             r"^[A-Z][A-Z0-9]*(?:_[A-Z0-9]+)+$",
             r"^(?:~|\.{1,2})?/[\w.@/-]*$|^[A-Za-z]:\\|^[a-z0-9_.-]+(?:/[a-z0-9_.-]+)+$",
+            r"^\[[^\]]*\]$",  # `[MASK2]`: a tokenizer's special token
+            r"^(?:\\[uUx][0-9A-Fa-f]{2,8})+$|\\[dwsbDWS.]",  # escaped characters, regexes
             r"^\d+(?:[.:/-]\d+)+$",
             r"://",
         )
@@ -105,6 +115,7 @@ _NOT_A_VALUE_RE = re.compile(
 # Names in code: letters only, snake_case (`token_ids_0`), or dotted (`settings.SECRET_KEY`).
 _IDENTIFIER_RE = re.compile(r"[A-Za-z_]+|[A-Za-z_]\w*_\w*|[A-Za-z_$][\w$]*(?:\.[A-Za-z_$][\w$]*)+")
 _AWS_SECRET_RE = re.compile(r"[A-Za-z0-9/+]{40}")
+_NUMBER_RE = re.compile(r"[\d_.,:+-]+")
 
 
 def _words(name: str) -> list[str]:
@@ -144,33 +155,44 @@ def _kind(text: str, name: str, m: re.Match[str]) -> str | None:
         return None if is_masked(value) else "aws_secret_access_key"
     if not secret or len(value) < 4 or value.lower() in _TRIVIAL:
         return None
-    if quoted:
-        # Keys and tokens have no spaces; "torch.Tensor | None" is a type, not a token.
-        if not phrase and any(c.isspace() for c in value):
-            return None
-    else:
+    sep, spaced = m.group("sep"), bool(m.group("pre") or m.group("post"))
+    env_line = upper and sep == "=" and not spaced  # NAME=value: a literal, as in .env files
+    if not quoted:
         if any(c in value for c in "([{"):
             return None  # a call, subscript or literal: code, not a value
-        sep, spaced = m.group("sep"), bool(m.group("pre") or m.group("post"))
-        if sep == ":" and not _COLON_END_RE.match(text, m.end()):
+        # After `:` a bare value needs the name quoted (JSON) or a space (YAML), and must end
+        # its line or item: `io.jsonwebtoken:jjwt-0.11.2` and prose are not assignments.
+        if sep == ":" and (
+            not (m.group("close") or m.group("post")) or not _COLON_END_RE.match(text, m.end())
+        ):
             return None
-        # Unquoted letters-only values are literal in a .env line (NAME=value), but elsewhere
-        # they are mostly variable or type names: `password=password`, `token: SecretStr`.
-        if not (upper and sep == "=" and not spaced) and _IDENTIFIER_RE.fullmatch(value):
+        # Unquoted names are literal in a .env line, but elsewhere they are mostly variable or
+        # type names: `password=password`, `token: SecretStr`, `token_ids=token_ids_0`.
+        if not env_line and _IDENTIFIER_RE.fullmatch(value):
+            return None
+    if not phrase:
+        # Keys and tokens have no spaces ("torch.Tensor | None" is a type) and, outside .env
+        # lines, carry digits: code is full of `bos_token="[CLS]"` and `KEY = "ctx"`. Numbers
+        # alone are ids and counts (`token=45075`); passwords are the exception to all three.
+        if " " in value or "\t" in value or _NUMBER_RE.fullmatch(value):
+            return None
+        if not env_line and not any(d in value for d in "0123456789"):  # memchr, not a loop
             return None
     return None if _NOT_A_VALUE_RE.search(value) else "env_value"
 
 
-def env_findings(text: str, low: str) -> Iterator[tuple[str, Span]]:
+def env_findings(text: str, low: str) -> list[tuple[str, Span]]:
     """(kind, span of the value) for each secret-named assignment; `low` is `text` lowercased
     with the same length."""
+    found: list[tuple[str, Span]] = []
     seen: set[int] = set()
     # Our own placeholders (`<SECRET:kind>`) read like `SECRET: kind`; step over them.
-    placeholders = [m.span() for m in PLACEHOLDER_RE.finditer(text)] if "<SECRET:" in text else []
+    ours = [m.span() for m in PLACEHOLDER_RE.finditer(text)] if "<SECRET:" in text else []
     for regex in _KEYWORD_RES:
-        for hit in regex.finditer(low):
+        for hit in matches(regex, low):
             start, end = hit.start(), hit.end("rest")
-            if end in seen or (placeholders and any(a <= start < b for a, b in placeholders)):
+            i = bisect.bisect_right(ours, (start, len(text))) - 1
+            if end in seen or (i >= 0 and start < ours[i][1]):
                 continue  # a name already seen through another of its keywords, or ours
             seen.add(end)
             start -= _name_head(low, start)
@@ -179,7 +201,8 @@ def env_findings(text: str, low: str) -> Iterator[tuple[str, Span]]:
             m = _VALUE_RE.match(text, end) if secret or aws else None
             kind = _kind(text, name, m) if m else None
             if kind:
-                yield kind, m.span("qv" if m.group("q") is not None else "v")
+                found.append((kind, m.span("qv" if m.group("q") is not None else "v")))
+    return found
 
 
 def _name_head(low: str, start: int) -> int:

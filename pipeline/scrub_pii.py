@@ -9,9 +9,8 @@ from __future__ import annotations
 
 import re
 import string
-from collections.abc import Iterator
 
-from pipeline.scrub_patterns import Span, word_set
+from pipeline.scrub_patterns import Span, matches, word_set
 
 _LOCAL_CHARS = frozenset(string.ascii_letters + string.digits + "._%+-")
 _DOMAIN_RE = re.compile(r"(?:[A-Za-z0-9_-]+\.)+(?P<tld>[A-Za-z]{2,24})(?![A-Za-z0-9_-])")
@@ -24,8 +23,9 @@ _FILE_EXTENSIONS = word_set(
 )
 
 
-def email_spans(text: str) -> Iterator[Span]:
+def email_spans(text: str) -> list[Span]:
     # Anchored on each `@`: scanning for the local part from every position would be slow.
+    found = []
     at = text.find("@")
     while at != -1:
         start = at
@@ -35,8 +35,9 @@ def email_spans(text: str) -> Iterator[Span]:
             start += 1
         domain = _DOMAIN_RE.match(text, at + 1)
         if start < at and domain and _personal(text[start:at], text[at + 1 : domain.end()]):
-            yield start, domain.end()
+            found.append((start, domain.end()))
         at = text.find("@", domain.end() if domain else at + 1)
+    return found
 
 
 def _local_char(c: str) -> bool:
@@ -78,28 +79,33 @@ _SEPARATED_RES = tuple(
 )
 
 
-def phone_spans(text: str) -> Iterator[Span]:
-    for m in _INTERNATIONAL_RE.finditer(text):
-        digits = sum(c.isdigit() for c in m.group())
-        spaced = any(not c.isdigit() for c in m.group()[1:])
-        # E.164 allows at most 15 digits; unseparated runs need 10 to tell them from counters.
-        if 8 <= digits <= 15 and (spaced or digits >= 10):
-            yield m.span()
+def phone_spans(text: str) -> list[Span]:
+    found = []
+    for m in matches(_INTERNATIONAL_RE, text):
+        digits = sum(c.isdigit() for c in m[0])
+        spaced = any(not c.isdigit() for c in m[0][1:])
+        # E.164 allows at most 15 digits; unseparated runs need 10 to tell them from counters,
+        # and one dot makes a signed decimal (`+1.12345679`).
+        if 8 <= digits <= 15 and (spaced or digits >= 10) and m[0].count(".") != 1:
+            found.append(m.span())
     for regex in _NATIONAL_RES:
-        for m in regex.finditer(text):
-            if m.group()[0] == "(" or _european(m.group()):
-                yield m.span()
+        for m in matches(regex, text):
+            if m[0][0] == "(" or _european(m[0]):
+                found.append(m.span())
     for regex in _SEPARATED_RES:
-        for m in regex.finditer(text):
-            yield m.start() - 3, m.end()
+        for m in matches(regex, text):
+            found.append((m.start() - 3, m.end()))
+    return found
 
 
 def _european(number: str) -> bool:
     separators = {c for c in number if not c.isdigit()}
     groups = re.split(r"\D", number)
-    # One kind of separator, a national digit count, and not a hex dump's runs of `00`.
+    # One kind of separator and a national digit count; not a hex dump's runs of `00`, nor a
+    # counted row like `01 02 03 04 05`.
     return (
         len(separators) == 1
         and 9 <= sum(map(len, groups)) <= 11
         and sum(g.strip("0") == "" for g in groups) < 2
+        and any(int(b) != int(a) + 1 for a, b in zip(groups, groups[1:], strict=False))
     )

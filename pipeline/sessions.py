@@ -28,9 +28,13 @@ def read_projects(
     projects_dir: Path,
     config: ReaderConfig = ReaderConfig(),
     only_sessions: set[str] | None = None,
+    known: dict[str, tuple[str, str]] | None = None,
 ) -> tuple[list[Conversation], ReadReport]:
     """Every conversation under `projects_dir` (one folder per project), or only those of
-    `only_sessions`; their project folders are still read whole, for duplicates and components.
+    `only_sessions`. With `known` (uuid -> (session, component) of records already ingested),
+    only the chosen sessions' own files are parsed: a replayed record is dropped as a
+    duplicate and links its session to the origin's component, so nothing is read twice.
+    Without it, the chosen sessions' project folders are read whole.
     """
     report = ReadReport()
     out: list[Conversation] = []
@@ -39,7 +43,7 @@ def read_projects(
     gc.disable()
     try:
         for project_dir in _project_dirs(Path(projects_dir), only_sessions):
-            out.extend(_read_project(project_dir, config, report, only_sessions))
+            out.extend(_read_project(project_dir, config, report, only_sessions, known))
     finally:
         if collecting:
             gc.enable()
@@ -134,11 +138,21 @@ def _json_file(path: Path) -> dict[str, Any]:
 
 
 def _read_project(
-    project_dir: Path, config: ReaderConfig, report: ReadReport, only: set[str] | None
+    project_dir: Path,
+    config: ReaderConfig,
+    report: ReadReport,
+    only: set[str] | None,
+    known: dict[str, tuple[str, str]] | None = None,
 ) -> list[Conversation]:
     parser = Parser(config, report)
     links = Components()
-    per_file = [parser.read(log) for log in _log_files(project_dir, config, report)]
+    logs = _log_files(project_dir, config, report)
+    inherited: dict[str, str] = {}  # session -> component of the history it resumes
+    if only is not None and known is not None:
+        logs = [log for log in logs if log.session is None or log.session in only]
+    per_file = [parser.read(log) for log in logs]
+    if known:
+        per_file = [_drop_known(nodes, known, report, inherited) for nodes in per_file]
     nodes = merge_split(dedupe(per_file, report, links), report, links)
     groups: dict[tuple[str, str | None], list[Node]] = defaultdict(list)
     for node in nodes:
@@ -148,7 +162,8 @@ def _read_project(
         if only is not None and session not in only:
             continue
         report.compactions += sum(n.compaction for n in members)
-        base = dict(session=session, project=project_dir.name, component=links.find(session))
+        component = inherited.get(session) or links.find(session)
+        base = dict(session=session, project=project_dir.name, component=component)
         if agent is None:
             out.extend(_emit(Tree(members), session, "main", base, None))
             continue
@@ -164,6 +179,24 @@ def _read_project(
             out.extend(
                 _emit(tree, cid, "subagent", base, call or _prompt_call(parser, tree, session))
             )
+    return out
+
+
+def _drop_known(
+    nodes: list[Node],
+    known: dict[str, tuple[str, str]],
+    report: ReadReport,
+    inherited: dict[str, str],
+) -> list[Node]:
+    """Records ingested before under another session are replays: drop them, keep the link."""
+    out = []
+    for node in nodes:
+        owner = known.get(node.uuid)
+        if owner is None or owner[0] == node.session:
+            out.append(node)
+        else:
+            report.skipped["duplicate_uuid"] += 1
+            inherited.setdefault(node.session, owner[1])
     return out
 
 

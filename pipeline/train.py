@@ -1,25 +1,49 @@
-"""LoRA training with mlx-lm, in a child process.
+"""Crash-safe, resumable LoRA training with mlx-lm, in a child process.
 
-The child runs mlx-lm's own `train_model` (the code path of `mlx_lm lora`), so a crash or an
-out-of-memory kill cannot take the caller with it. Metrics come back as JSON lines on the
-child's original stdout; everything mlx-lm prints goes to a log file.
+The child (`pipeline.train_worker`) drives mlx-lm's own building blocks in a loop that writes
+a checkpoint every `checkpoint_every` steps, so a crash or an out-of-memory kill cannot take
+the caller with it, and the next call with the same model, data and settings picks up where
+the last checkpoint left off. Events come back as JSON lines on the child's original stdout;
+everything mlx-lm prints goes to `adapter_dir/train.log`.
+
+Layout of `adapter_dir`:
+    adapters.safetensors, adapter_config.json  what `mlx_lm.load(adapter_path=)` / fuse read
+    metrics.json                               the train/val loss curve
+    checkpoints/step-0000025/                  adapters, optimizer state, state.json
+    train.log                                  the child's output, appended per run
 """
 
 from __future__ import annotations
 
+import fcntl
+import hashlib
 import json
+import math
 import os
+import shutil
+import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from pipeline.config import LoraConfig
 
-Event = dict[str, float | int | str]
+Event = dict[str, object]
 OnEvent = Callable[[Event], None]
+
+SPLITS = ("train", "valid")
+CHECKPOINTS = "checkpoints"
+CHECKPOINT_FILES = ("adapters.safetensors", "optimizer.safetensors", "state.json")
+KEEP_CHECKPOINTS = 2  # the newest can be damaged by a crash mid-write; the one before cannot
+FINAL_FILES = ("adapters.safetensors", "adapter_config.json", "metrics.json")
+COSINE_FLOOR = 0.1  # cosine decays to this fraction of the peak rate, so late steps still learn
+# How often a run reports, evaluates or saves never changes the weights it ends with, so these
+# may differ between a checkpoint and the run that resumes from it.
+_CADENCE = ("steps_per_report", "steps_per_eval", "val_batches", "checkpoint_every")
 
 
 class TrainingError(RuntimeError):
@@ -31,9 +55,60 @@ class TrainResult:
     adapter_dir: Path
     seconds: float
     events: list[Event] = field(default_factory=list)
+    resumed_from: int = 0  # the checkpoint step this run continued from; 0 = a fresh start
 
     def last(self, kind: str) -> Event | None:
         return next((e for e in reversed(self.events) if e["event"] == kind), None)
+
+
+@dataclass(frozen=True)
+class Checkpoint:
+    path: Path
+    step: int
+
+
+def plan_iterations(n_train: int, cfg: LoraConfig) -> int:
+    """Optimizer steps for `n_train` examples: `cfg.iters` if set, else epochs' worth, clamped."""
+    if cfg.iters is not None:
+        return cfg.iters
+    wanted = math.ceil(cfg.epochs * n_train / cfg.batch_size)
+    return max(cfg.min_iters, min(cfg.max_iters, wanted))
+
+
+def schedule_config(cfg: LoraConfig, iters: int) -> dict | None:
+    """The learning-rate schedule in mlx-lm's `lr_schedule` form (None = constant)."""
+    if cfg.lr_schedule == "constant":
+        return None
+    if cfg.lr_schedule != "cosine":
+        raise TrainingError(f"lr_schedule must be 'cosine' or 'constant', not {cfg.lr_schedule!r}")
+    peak = cfg.learning_rate
+    decay_steps = max(1, iters - cfg.warmup_steps)
+    schedule = {"name": "cosine_decay", "arguments": [peak, decay_steps, peak * COSINE_FLOOR]}
+    return schedule | {"warmup": cfg.warmup_steps, "warmup_init": 0.0}
+
+
+def fingerprint(base_model: str | Path, data_dir: Path, cfg: LoraConfig, iters: int) -> str:
+    """What a checkpoint must match to be resumed from: base model, data bytes, settings."""
+    settings = {k: v for k, v in asdict(cfg).items() if k not in _CADENCE} | {"iters": iters}
+    doc = {
+        "base_model": _model_identity(base_model),
+        "data": {split: _sha256(data_dir / f"{split}.jsonl") for split in SPLITS},
+        "settings": settings,
+    }
+    return hashlib.sha256(json.dumps(doc, sort_keys=True).encode()).hexdigest()
+
+
+def find_checkpoint(root: Path, fp: str) -> tuple[Checkpoint | None, dict[str, str]]:
+    """The newest complete checkpoint made with `fp`, and why each unusable one was passed over."""
+    found: Checkpoint | None = None
+    unusable: dict[str, str] = {}
+    for path in sorted(root.glob("step-*"), reverse=True):
+        reason, step = _check(path, fp)
+        if reason:
+            unusable[path.name] = reason
+        elif found is None:
+            found = Checkpoint(path, step)
+    return found, unusable
 
 
 def train_lora(
@@ -43,87 +118,129 @@ def train_lora(
     cfg: LoraConfig = LoraConfig(),
     on_event: OnEvent | None = None,
 ) -> TrainResult:
-    """Train an adapter on `data_dir/{train,valid}.jsonl` into `adapter_dir`."""
-    for split in ("train", "valid"):
+    """Train an adapter on `data_dir/{train,valid}.jsonl` into `adapter_dir`, resuming if it can."""
+    for split in SPLITS:
         if not (data_dir / f"{split}.jsonl").is_file():
             raise TrainingError(f"{data_dir / f'{split}.jsonl'} is missing: mlx-lm needs both")
+    if cfg.fine_tune_type not in ("lora", "dora"):
+        raise TrainingError(f"fine_tune_type must be 'lora' or 'dora', not {cfg.fine_tune_type!r}")
     adapter_dir.mkdir(parents=True, exist_ok=True)
+    iters = plan_iterations(_count_lines(data_dir / "train.jsonl"), cfg)
+    schedule_config(cfg, iters)  # an unknown schedule fails here, before a model loads
+    fp = fingerprint(base_model, data_dir, cfg, iters)
+    with _exclusive(adapter_dir) as lock_fd:
+        root = adapter_dir / CHECKPOINTS
+        resume, unusable = find_checkpoint(root, fp)
+        _clear_stale(adapter_dir, root, unusable)
+        job = {
+            "model": str(base_model),
+            "data": str(data_dir),
+            "adapter_dir": str(adapter_dir),
+            "cfg": asdict(cfg),
+            "iters": iters,
+            "fingerprint": fp,
+            "resume": str(resume.path) if resume else None,
+            "ignored_checkpoints": unusable,
+        }
+        return _run_child(job, adapter_dir, lock_fd, on_event)
+
+
+def _run_child(job: dict, adapter_dir: Path, lock_fd: int, on_event: OnEvent | None) -> TrainResult:
     log = adapter_dir / "train.log"
-    job = {"model": str(base_model), "data": str(data_dir), "adapter_path": str(adapter_dir)}
-    job |= asdict(cfg)
     started = time.monotonic()
     result = TrainResult(adapter_dir, 0.0)
-    with log.open("w") as log_fh:
+    with log.open("a") as log_fh:
+        log_fh.write(f"--- {time.strftime('%Y-%m-%d %H:%M:%S')} {job['iters']} steps ---\n")
+        log_fh.flush()
         proc = subprocess.Popen(
-            [sys.executable, "-m", "pipeline.train", json.dumps(job)],
+            [sys.executable, "-m", "pipeline.train_worker", json.dumps(job)],
             stdout=subprocess.PIPE,
             stderr=log_fh,
             text=True,
             env={**os.environ, "PYTHONUNBUFFERED": "1"},
+            pass_fds=(lock_fd,),  # the lock lives as long as the child, even if we die first
         )
         assert proc.stdout is not None
-        for line in proc.stdout:
-            try:
-                event = json.loads(line)
-            except ValueError:
-                continue
-            result.events.append(event)
-            if on_event:
-                on_event(event)
-        code = proc.wait()
+        try:
+            for line in proc.stdout:
+                try:
+                    event = json.loads(line)
+                except ValueError:
+                    continue
+                result.events.append(event)
+                if event["event"] == "start":
+                    result.resumed_from = int(event["resumed_from"])
+                if on_event:
+                    on_event(event)
+        except BaseException:
+            proc.kill()  # on_event raised or we were interrupted: the child must not outlive us
+            raise
+        finally:
+            code = proc.wait()
     result.seconds = time.monotonic() - started
     if code != 0:
+        how = f"was killed by {signal.Signals(-code).name}" if code < 0 else f"exited with {code}"
         tail = "\n".join(log.read_text(errors="replace").splitlines()[-20:])
-        raise TrainingError(f"mlx-lm training exited with {code}:\n{tail}\nfull log: {log}")
+        raise TrainingError(f"training {how} (the next call resumes):\n{tail}\nfull log: {log}")
     if not (adapter_dir / "adapters.safetensors").is_file():
         raise TrainingError(f"training ended without writing {adapter_dir}/adapters.safetensors")
     return result
 
 
-def _worker(job: dict) -> None:
-    """Child side: mlx-lm's own LoRA path, with a callback that reports JSON lines."""
-    events = os.fdopen(os.dup(1), "w", buffering=1)
-    os.dup2(2, 1)  # whatever mlx-lm prints goes to the log, not into the event stream
-
-    import types
-
-    import mlx.optimizers  # noqa: F401  (mlx-lm expects it imported before training)
-    import numpy as np
-    from mlx_lm import lora
-    from mlx_lm.tuner.callbacks import TrainingCallback
-    from mlx_lm.tuner.datasets import load_dataset
-    from mlx_lm.utils import load
-
-    class Reporter(TrainingCallback):
-        def on_train_loss_report(self, info: dict) -> None:
-            events.write(json.dumps({"event": "train", **_plain(info)}) + "\n")
-
-        def on_val_loss_report(self, info: dict) -> None:
-            events.write(json.dumps({"event": "val", **_plain(info)}) + "\n")
-
-    args = dict(lora.CONFIG_DEFAULTS)
-    args |= {k: v for k, v in job.items() if k not in ("rank", "scale", "dropout")}
-    args |= {"train": True, "test": False, "resume_adapter_file": None}
-    args["lora_parameters"] = {
-        "rank": job["rank"],
-        "scale": job["scale"],
-        "dropout": job["dropout"],
-    }
-    ns = types.SimpleNamespace(**args)
-    if ns.num_layers < 0:
-        ns.num_layers = 10**6  # resolved below, once the model's depth is known
-    np.random.seed(ns.seed)
-    model, tokenizer = load(ns.model)
-    ns.num_layers = min(ns.num_layers, len(model.layers))
-    train_set, valid_set, _ = load_dataset(ns, tokenizer)
-    events.write(json.dumps({"event": "start", "train": len(train_set)}) + "\n")
-    lora.train_model(ns, model, train_set, valid_set, Reporter())
-    events.write(json.dumps({"event": "done"}) + "\n")
+@contextmanager
+def _exclusive(adapter_dir: Path) -> Iterator[int]:
+    """One trainer per adapter directory; the OS drops the lock when its holders die."""
+    with (adapter_dir / ".train.lock").open("w") as fh:
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError as exc:
+            raise TrainingError(f"another training run is writing {adapter_dir}") from exc
+        yield fh.fileno()
 
 
-def _plain(info: dict) -> dict:
-    return {k: (v.item() if hasattr(v, "item") else v) for k, v in info.items()}
+def _clear_stale(adapter_dir: Path, root: Path, unusable: dict[str, str]) -> None:
+    """Remove what this run must not mix with: other configs' checkpoints, half-written ones
+    (atomic_dir's dot-prefixed temporaries) and a previous run's final files."""
+    for name in unusable:
+        shutil.rmtree(root / name, ignore_errors=True)
+    for leftover in root.glob(".*"):
+        shutil.rmtree(leftover, ignore_errors=True)
+    for name in FINAL_FILES:
+        (adapter_dir / name).unlink(missing_ok=True)
 
 
-if __name__ == "__main__":
-    _worker(json.loads(sys.argv[1]))
+def _check(path: Path, fp: str) -> tuple[str, int]:
+    """Why the checkpoint at `path` cannot be resumed ("" if it can), and its step."""
+    if not all((path / name).is_file() for name in CHECKPOINT_FILES):
+        return "incomplete", 0
+    try:
+        state = json.loads((path / "state.json").read_text())
+        step = int(state["step"])
+    except (ValueError, KeyError, TypeError):
+        return "unreadable state.json", 0
+    if state.get("fingerprint") != fp:
+        return "made with a different base model, data or config", step
+    return "", step
+
+
+def _model_identity(base_model: str | Path) -> object:
+    path = Path(base_model)
+    if not path.is_dir():
+        return str(base_model)  # a Hugging Face id: the name is all there is to go on
+    # Names, sizes and mtimes rather than contents: real weights are gigabytes to hash, and a
+    # rebuilt model gets new mtimes.
+    files = sorted(p for p in path.rglob("*") if p.is_file())
+    return [[str(p.relative_to(path)), p.stat().st_size, p.stat().st_mtime_ns] for p in files]
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _count_lines(path: Path) -> int:
+    with path.open("rb") as fh:
+        return sum(1 for line in fh if line.strip())

@@ -1,7 +1,7 @@
 import dagster as dg
 from pydantic import Field
 
-from pipeline.config import BaseModelConfig
+from pipeline.config import BaseModelConfig, LoraConfig
 
 
 class MLXResource(dg.ConfigurableResource):
@@ -16,11 +16,33 @@ class MLXResource(dg.ConfigurableResource):
     tiny_layers: int = 2
     tiny_vocab_size: int = 1024
     seed: int = 0
+    # LoRA: the fields users tune most; everything else keeps LoraConfig's defaults.
+    fine_tune_type: str = Field(default="lora", description='"lora" or "dora"')
+    lora_rank: int = 8
+    lora_layers: int = Field(default=-1, description="blocks to adapt from the top; -1 = all")
+    learning_rate: float = 1e-3
+    batch_size: int = 4
+    epochs: float = 3.0
+    iters: int | None = Field(default=None, description="fixed steps instead of epochs")
+    max_seq_length: int = 512
 
     def tiny_config(self) -> BaseModelConfig:
         return BaseModelConfig(
             hidden_size=self.tiny_hidden_size,
             num_hidden_layers=self.tiny_layers,
             vocab_size=self.tiny_vocab_size,
+            seed=self.seed,
+        )
+
+    def lora_config(self) -> LoraConfig:
+        return LoraConfig(
+            fine_tune_type=self.fine_tune_type,
+            rank=self.lora_rank,
+            num_layers=self.lora_layers,
+            learning_rate=self.learning_rate,
+            batch_size=self.batch_size,
+            epochs=self.epochs,
+            iters=self.iters,
+            max_seq_length=self.max_seq_length,
             seed=self.seed,
         )

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import json
 import sys
+import time
 from pathlib import Path
 
 from pipeline.base_model import (
@@ -20,21 +21,35 @@ def _files(root: Path) -> dict[str, bytes]:
     }
 
 
-def test_build_is_deterministic_small_and_llama(tiny_model, sample, tmp_path):
-    again = build_base_model(tmp_path / "again", workspace_corpus(sample.root))
-    assert _files(again.path) == _files(tiny_model.path)
-    assert tiny_model.parameters < 1_000_000
-    config = json.loads((tiny_model.path / "config.json").read_text())
+def test_build_is_deterministic_small_and_llama(sample, tmp_path, monkeypatch):
+    lines = list(workspace_corpus(sample.root))
+    cfg = BaseModelConfig(pretrain_steps=10)
+    monkeypatch.setenv("NIGHTSHIFT_CACHE", str(tmp_path / "cache-a"))
+    a = build_base_model(tmp_path / "a", lines, cfg)
+    monkeypatch.setenv("NIGHTSHIFT_CACHE", str(tmp_path / "cache-b"))  # built again, not copied
+    b = build_base_model(tmp_path / "b", lines, cfg)
+    assert _files(a.path) == _files(b.path)
+    assert a.parameters < 1_000_000
+    config = json.loads((a.path / "config.json").read_text())
     assert config["architectures"] == ["LlamaForCausalLM"]
-    assert read_base_model_info(tiny_model.path) == tiny_model
+    assert read_base_model_info(a.path) == a
+
+
+def test_the_default_build_is_pretrained_and_cached(tiny_model, sample, tmp_path):
+    build = json.loads((tiny_model.path / "nightshift_base.json").read_text())
+    assert build["config"]["pretrain_steps"] == 150
+    assert build["pretrain_loss_last"][0] < build["pretrain_loss_first"][0] / 2
+    started = time.monotonic()
+    again = build_base_model(tmp_path / "again", workspace_corpus(sample.root))
+    assert time.monotonic() - started < 10  # the cache, not another pretraining
+    assert _files(again.path) == _files(tiny_model.path)
 
 
 def test_other_seed_or_corpus_gives_another_model(tiny_model, sample, tmp_path):
-    other = build_base_model(
-        tmp_path / "seed1", workspace_corpus(sample.root), BaseModelConfig(seed=1)
-    )
-    assert other.weights_sha256 != tiny_model.weights_sha256
     lines = list(workspace_corpus(sample.root))
+    cfg = BaseModelConfig(seed=1, pretrain_steps=0)
+    other = build_base_model(tmp_path / "seed1", lines, cfg)
+    assert other.weights_sha256 != tiny_model.weights_sha256
     assert base_model_version(lines, BaseModelConfig()) != base_model_version(
         lines[:-50], BaseModelConfig()
     )
