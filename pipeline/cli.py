@@ -158,9 +158,13 @@ def doctor(
     keep: Annotated[Path | None, typer.Option(help="Keep the files made here.")] = None,
 ) -> None:
     """Run and time each real part: LoRA, fuse, convert, quantize, load, chat."""
+    import tempfile
+
     from pipeline.doctor import run_doctor
 
-    checks = run_doctor(lambda c: typer.echo(c.line()), base_model=base_model, workdir=keep)
+    with tempfile.TemporaryDirectory(prefix="nightshift-doctor-") as scratch:
+        work = keep or Path(scratch)  # kept only when asked for
+        checks = run_doctor(lambda c: typer.echo(c.line()), base_model=base_model, workdir=work)
     failed = [c for c in checks if c.status != "PASS"]
     typer.echo(f"{len(checks) - len(failed)} passed, {len(failed)} failed")
     if failed:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import random
-import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -80,9 +79,9 @@ class Doctor:
 
 
 def run_doctor(
-    report: Callable[[Check], None], base_model: Path | None = None, workdir: Path | None = None
+    report: Callable[[Check], None], workdir: Path, base_model: Path | None = None
 ) -> list[Check]:
-    work = Path(workdir or tempfile.mkdtemp(prefix="nightshift-doctor-"))
+    work = workdir
     doc = Doctor(report)
     state: dict[str, object] = {}
 
