@@ -18,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
+from pipeline.artifacts import sha256_file
 from pipeline.config import CHATML_TEMPLATE, IM_END, IM_START, BaseModelConfig
 from pipeline.paths import atomic_dir, cache_root
 
@@ -222,7 +223,7 @@ def read_base_model_info(path: Path) -> BaseModelInfo:
         json.loads((path / "config.json").read_text())["vocab_size"],
         build["corpus_lines"],
         build["corpus_sha256"],
-        _sha256((path / "model.safetensors").read_bytes()),
+        sha256_file(path / "model.safetensors"),
     )
 
 

@@ -10,6 +10,7 @@ from pathlib import Path
 
 from pipeline.artifacts import sha256_file
 from pipeline.gguf import chat, convert_to_gguf, gguf_metadata, quantize
+from pipeline.ingest import read_jsonl
 from pipeline.toolchain import Toolchain, run_tool
 
 ROLE_MARKERS = ("<|im_start|>", "<|im_end|>", "<|endoftext|>", "<|eot_id|>", "<|start_header_id|>")
@@ -38,12 +39,11 @@ class QuantFile:
     samples: list[dict] = field(default_factory=list)
 
 
-def train_text(train_jsonl: Path, template: callable, min_bytes: int) -> str:
+def train_text(rows: list[dict], template: callable, min_bytes: int) -> str:
     """The train split rendered as the model sees it; repeated if shorter than one chunk."""
-    rows = [json.loads(x) for x in train_jsonl.read_text(encoding="utf-8").splitlines() if x]
     text = "".join(template(r["messages"]) for r in rows)
     if not text:
-        raise ValueError(f"{train_jsonl} is empty: no text for the importance matrix")
+        raise ValueError("the train split is empty: no text for the importance matrix")
     return text * max(1, -(-min_bytes // len(text.encode())))
 
 
@@ -96,16 +96,16 @@ def build_quants(
 ) -> dict:
     """F16, imatrix and each quant under `out`; returns a manifest (written as quants.json)."""
     started = time.monotonic()
+    rows = read_jsonl(train_jsonl)
     f16 = convert_to_gguf(tc, fused, out / "model-F16.gguf")
     log(f"F16 written: {f16.stat().st_size / 1e6:.1f} MB in {time.monotonic() - started:.1f}s")
     imatrix = None
     if cfg.imatrix:
         text_file = out / "imatrix-train.txt"
-        text_file.write_text(train_text(train_jsonl, render, cfg.imatrix_ctx * 8), encoding="utf-8")
+        text_file.write_text(train_text(rows, render, cfg.imatrix_ctx * 8), encoding="utf-8")
         imatrix = compute_imatrix(tc, f16, text_file, out / "imatrix.gguf", cfg)
         text_file.unlink()
         log(f"importance matrix from {train_jsonl.name}: {imatrix.name}")
-    rows = [json.loads(x) for x in train_jsonl.read_text(encoding="utf-8").splitlines() if x]
     # The shortest training prompts: a behaviour probe, not a context-length test.
     rows.sort(key=lambda r: len(render(r["messages"][:-1])))
     prompts = [r["messages"][:-1] for r in rows[: cfg.validate_prompts]]

@@ -213,14 +213,9 @@ def build_toolchain(
         (tmp / "BUILD_INFO.json").write_text(json.dumps(info, indent=2))
     shutil.rmtree(work, ignore_errors=True)
     progress(f"llama.cpp toolchain {version} built in {time.monotonic() - started:.0f}s: {target}")
-    return locate_toolchain_in_cache(version)
-
-
-def locate_toolchain_in_cache(version: str) -> Toolchain:
-    found = _from_dir(cache_dir(version), "cache", version)
-    if found is None:
-        raise ToolchainError(f"the toolchain cache {cache_dir(version)} is empty; {FIX}")
-    return found
+    built = _from_dir(target, "cache", version)
+    assert built is not None  # the atomic rename above just put it there
+    return built
 
 
 def run_tool(
