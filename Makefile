@@ -28,6 +28,7 @@ demo: toolchain
 	$(BIN)/nightshift demo
 
 test: toolchain
+	@scripts/ensure-chromium.sh
 	$(BIN)/python -m pytest
 
 doctor: toolchain

@@ -26,10 +26,11 @@ def sample_workspace() -> Path:
 
 
 def prepare_dagster_home() -> Path:
-    """Copy the project's dagster.yaml into DAGSTER_HOME, where Dagster looks for it."""
+    """Copy the project's dagster.yaml (or NIGHTSHIFT_DAGSTER_YAML, e.g. dagster.postgres.yaml)
+    into DAGSTER_HOME, where Dagster looks for it."""
     home = dagster_home()
     home.mkdir(parents=True, exist_ok=True)
-    src = REPO_ROOT / "dagster.yaml"
+    src = Path(os.environ.get("NIGHTSHIFT_DAGSTER_YAML") or REPO_ROOT / "dagster.yaml")
     dst = home / "dagster.yaml"
     if src.is_file() and (not dst.is_file() or dst.read_bytes() != src.read_bytes()):
         shutil.copyfile(src, dst)
