@@ -35,7 +35,14 @@ def _conversations(artifacts: ArtifactStoreResource, day: str) -> list[Conversat
     return [Conversation.from_json(r) for r in rows]
 
 
-@dg.asset(group_name=DATA, partitions_def=DAILY, backfill_policy=SINGLE_RUN, code_version="1")
+# Two backfill runs at once would both rewrite the shared ingest index: one at a time.
+@dg.asset(
+    group_name=DATA,
+    partitions_def=DAILY,
+    backfill_policy=SINGLE_RUN,
+    code_version="1",
+    pool="nightshift_ingest",
+)
 def raw_sessions(
     context: dg.AssetExecutionContext,
     workspace: WorkspaceResource,
@@ -140,7 +147,11 @@ def curated_chatml(
 
 @dg.asset(
     group_name=DATA,
-    deps=[dg.AssetDep(curated_chatml, partition_mapping=dg.AllPartitionMapping()), "base_model"],
+    deps=[
+        dg.AssetDep(curated_chatml, partition_mapping=dg.AllPartitionMapping()),
+        "base_model",
+        "augmented_examples",  # optional: an empty or missing version adds nothing
+    ],
     code_version="1",
 )
 def validated_splits(
@@ -157,6 +168,9 @@ def validated_splits(
         examples += [ChatExample.from_json(r) for r in read_jsonl(path)]
     skills, _ = skill_examples(workspace.skills_path())
     examples += skills
+    augmented = store.current("augmented_examples")
+    if augmented is not None:
+        examples += [ChatExample.from_json(r) for r in read_jsonl(augmented / "examples.jsonl")]
     context.log.info(f"validating {len(examples)} examples from {len(days)} day(s) + skills")
     base = store.current("base_model")
     if base is None:

@@ -12,6 +12,9 @@ from typing import Annotated
 import typer
 
 from pipeline import instance
+from pipeline.cli_models import models_app, rollback_command
+from pipeline.cli_serve import serve_app
+from pipeline.cli_service import service_app
 from pipeline.paths import nightshift_home
 
 app = typer.Typer(
@@ -25,6 +28,28 @@ app.add_typer(sample_app, name="sample")
 sessions_app = typer.Typer(no_args_is_help=True, help="Claude Code session logs.")
 app.add_typer(tool_app, name="toolchain")
 app.add_typer(sessions_app, name="sessions")
+app.add_typer(models_app, name="models")
+app.add_typer(service_app, name="service")
+app.add_typer(serve_app, name="serve")
+
+
+def _serve_champion(version: str, version_dir: Path) -> None:
+    """After a rollback, the running model server (if any) swaps to the champion's quant."""
+    from pipeline.serve import ServeConfig, request_swap, server_status
+
+    endpoint = ServeConfig(port=int(os.environ.get("NIGHTSHIFT_SERVE_PORT", "8080"))).endpoint
+    model = version_dir / f"model-{os.environ.get('NIGHTSHIFT_SHIP_QUANT', 'Q4_K_M')}.gguf"
+    try:
+        server_status(endpoint)
+    except OSError:
+        typer.echo(f"no model server answers at {endpoint}; serve {version} with:")
+        typer.echo(f"  nightshift serve start {model} --version {version}")
+        return
+    result = request_swap(endpoint, model, version)
+    typer.echo(f"serving {version} at {endpoint} (healthy after {result.get('health_s')} s)")
+
+
+app.command("rollback")(rollback_command(on_champion=_serve_champion))
 
 
 def _fail(message: str) -> None:
@@ -199,6 +224,41 @@ def demo(seed: int = 0) -> None:
 def ui(port: int = 3000) -> None:
     """Serve the Dagster UI on 127.0.0.1 with this project's instance."""
     raise typer.Exit(_dagster("dev", "-w", "workspace.yaml", "-h", "127.0.0.1", "-p", str(port)))
+
+
+@app.command()
+def report(
+    version: Annotated[
+        str | None, typer.Argument(help="A registry version (v3) or an eval_report version.")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="The full report.json.")] = False,
+) -> None:
+    """Print an evaluation report: the latest, a registry version's, or an evaluation's."""
+    import re
+
+    from pipeline.artifacts import ArtifactStore
+    from pipeline.registry import Registry, RegistryError
+
+    store = ArtifactStore(instance.artifacts_root())
+    if version is None:
+        folder = store.current("eval_report")
+        if folder is None:
+            _fail("no evaluation yet: run the pipeline (`nightshift demo` or the nightly job)")
+    elif re.fullmatch(r"v\d+", version):
+        try:
+            folder = Registry(store.root / "registry").version_dir(version) / "eval"
+        except RegistryError as exc:
+            _fail(str(exc))
+    else:
+        folder = store.version_dir("eval_report", version)
+    name = "report.json" if as_json else "report.md"
+    if not (folder / name).is_file():
+        known = sorted(p.name for p in store.asset_dir("eval_report").glob("*/report.json"))
+        _fail(f"no {name} in {folder}; evaluations: {', '.join(known) or 'none'}")
+    text = (folder / name).read_text()
+    # The terminal cannot show the inline PNG: point at the file instead.
+    plot = folder / "history.png"
+    typer.echo(re.sub(r"!\[([^]]*)\]\(data:image/png;base64,[^)]*\)", f"(plot: {plot})", text))
 
 
 @app.command()

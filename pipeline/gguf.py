@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -48,11 +49,67 @@ def quantize(
     return out_file
 
 
-def load_llama(path: Path, n_ctx: int = 512):
-    """A llama-cpp-python model on the CPU, quiet unless it fails."""
+# llama.cpp's repacked weight layouts (AMX on recent Xeons, CPU_REPACK) assume rows of at least
+# 256; the tiny model's 64-wide rows crash them (SIGSEGV), so small models load without them.
+REPACK_MIN_WIDTH = 256
+_PARAMS_LOCK = threading.Lock()
+
+
+def embedding_width(path: Path) -> int | None:
+    """`<arch>.embedding_length` from the GGUF header, read without loading any weights."""
+    import llama_cpp
+    from llama_cpp._internals import LlamaModel
+
+    params = llama_cpp.llama_model_default_params()
+    params.vocab_only = True
+    model = LlamaModel(path_model=str(path), params=params, verbose=False)
+    try:
+        meta = model.metadata()
+    finally:
+        model.close()
+    width = meta.get(f"{meta.get('general.architecture')}.embedding_length")
+    return int(width) if width is not None else None
+
+
+def repack_safe(path: Path) -> bool:
+    width = embedding_width(path)
+    return width is None or width >= REPACK_MIN_WIDTH
+
+
+def tool_args(path: Path) -> list[str]:
+    """Flags for llama.cpp's own tools (server, perplexity) loading `path`."""
+    return [] if repack_safe(path) else ["--no-repack"]
+
+
+def open_llama(path: Path, **kwargs):
+    """`llama_cpp.Llama` on the CPU, quiet, without repacked weights where they would crash.
+
+    Llama() exposes no switch for them, so its default model parameters are wrapped for the
+    duration of the constructor (under a lock: other threads see the default untouched)."""
+    import llama_cpp.llama_cpp as C
     from llama_cpp import Llama
 
-    return Llama(model_path=str(path), n_ctx=n_ctx, n_gpu_layers=0, seed=0, verbose=False)
+    kwargs = {"n_gpu_layers": 0, "seed": 0, "verbose": False, **kwargs}
+    if repack_safe(path):
+        return Llama(model_path=str(path), **kwargs)
+    original = C.llama_model_default_params
+
+    def plain_buffers():
+        params = original()
+        params.use_extra_bufts = False
+        return params
+
+    with _PARAMS_LOCK:
+        C.llama_model_default_params = plain_buffers
+        try:
+            return Llama(model_path=str(path), **kwargs)
+        finally:
+            C.llama_model_default_params = original
+
+
+def load_llama(path: Path, n_ctx: int = 512):
+    """A llama-cpp-python model on the CPU, quiet unless it fails."""
+    return open_llama(path, n_ctx=n_ctx)
 
 
 def tokenize(path: Path, text: str) -> list[int]:

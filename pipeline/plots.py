@@ -34,3 +34,28 @@ def markdown_image(png: Path, alt: str) -> str:
     """The PNG inline, so the Dagster UI shows it with the metadata."""
     data = base64.b64encode(png.read_bytes()).decode()
     return f"![{alt}](data:image/png;base64,{data})"
+
+
+def history_plot(reports: list[dict], out: Path) -> Path:
+    """Exact match and perplexity of the shipped quant across nightly versions."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    names = [r["version"][-8:] for r in reports]
+    cand = [r["models"]["candidate"] for r in reports]
+    em = [(c["tasks"]["overall"]["exact_match"] or 0) * 100 for c in cand]
+    ppl = [c["perplexity"]["ppl"] for c in cand]
+    fig, (a, b) = plt.subplots(1, 2, figsize=(8, 3), dpi=100)
+    a.plot(names, em, "o-", color="#3b6fd8")
+    a.set_title("exact match (%)")
+    b.plot(names, ppl, "o-", color="#d8733b")
+    b.set_title("perplexity (test split)")
+    for ax in (a, b):
+        ax.grid(alpha=0.3)
+        ax.tick_params(axis="x", labelrotation=30, labelsize=7)
+    fig.tight_layout()
+    fig.savefig(out)
+    plt.close(fig)
+    return out

@@ -88,6 +88,20 @@ def _chat(kind: str, rng: random.Random) -> tuple[str, list[ChatMessage]]:
     ]
 
 
+def terminal_conversations(rng: random.Random, n: int) -> list[tuple[str, list[ChatMessage]]]:
+    """A terminal assistant's fixes, two per conversation: the demo's learnable task, with
+    every command misspelled many ways."""
+    out = []
+    for i in range(n):
+        messages = []
+        for j in range(2):
+            command = COMMANDS[(2 * i + j) % len(COMMANDS)]
+            messages.append(ChatMessage("user", f"Fix this command: {make_typo(command, rng)}"))
+            messages.append(ChatMessage("assistant", command))
+        out.append(("Terminal command fixes", messages))
+    return out
+
+
 def chat_conversations(rng: random.Random) -> list[tuple[str, list[ChatMessage]]]:
     """About 30 rated-chat conversations: command fixes, Q&A and a few too short to use."""
     kinds = ["commands"] * 9 + ["qa"] * 16 + ["short"] * 5

@@ -1,7 +1,7 @@
 import dagster as dg
 from pydantic import Field
 
-from pipeline.config import BaseModelConfig, LoraConfig
+from pipeline.config import TINY_LORA, BaseModelConfig, LoraConfig
 
 
 class MLXResource(dg.ConfigurableResource):
@@ -21,10 +21,11 @@ class MLXResource(dg.ConfigurableResource):
     lora_rank: int = 8
     lora_layers: int = Field(default=-1, description="blocks to adapt from the top; -1 = all")
     learning_rate: float = 1e-3
-    batch_size: int = 4
-    epochs: float = 3.0
+    # None: LoraConfig's default, or TINY_LORA's for the tiny model (see pipeline/config.py).
+    batch_size: int | None = Field(default=None, description="sequences per step")
+    epochs: float | None = Field(default=None, description="passes over the train split")
     iters: int | None = Field(default=None, description="fixed steps instead of epochs")
-    max_seq_length: int = 512
+    max_seq_length: int | None = Field(default=None, description="tokens; longer are cut")
 
     def tiny_config(self) -> BaseModelConfig:
         return BaseModelConfig(
@@ -35,14 +36,21 @@ class MLXResource(dg.ConfigurableResource):
         )
 
     def lora_config(self) -> LoraConfig:
+        defaults = TINY_LORA if self.base_model == "tiny" else {}
+        chosen = {
+            k: v if v is not None else defaults.get(k, getattr(LoraConfig, k))
+            for k, v in (
+                ("batch_size", self.batch_size),
+                ("epochs", self.epochs),
+                ("max_seq_length", self.max_seq_length),
+            )
+        }
         return LoraConfig(
             fine_tune_type=self.fine_tune_type,
             rank=self.lora_rank,
             num_layers=self.lora_layers,
             learning_rate=self.learning_rate,
-            batch_size=self.batch_size,
-            epochs=self.epochs,
             iters=self.iters,
-            max_seq_length=self.max_seq_length,
             seed=self.seed,
+            **chosen,
         )

@@ -21,7 +21,7 @@ from pipeline.ratings import (
     mark_exported,
     read_rated_conversations,
 )
-from pipeline.sample import SampleSummary
+from pipeline.sample import TERMINAL_CONVERSATIONS, SampleSummary
 
 # The sample schema with every name changed, for the custom-mapping test.
 RENAMED = """
@@ -106,7 +106,7 @@ def test_sample_counts_and_records(db: Path) -> None:
     short = {c for c, n in sizes.items() if n < 4}
     expected = {c for c in sizes if c not in short and c in rated}
     assert short and expected and len(sizes) - len(short) > len(expected)  # each case happens
-    assert report.conversations == len(sizes) == 30
+    assert report.conversations == len(sizes) == 30 + TERMINAL_CONVERSATIONS
     assert report.skipped == {
         "too_few_messages": len(short),
         "no_unexported_rating": len(sizes) - len(short) - len(expected),

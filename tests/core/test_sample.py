@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 import yaml
 
-from pipeline.sample import SampleSummary, create_sample_workspace
+from pipeline.sample import TERMINAL_CONVERSATIONS, SampleSummary, create_sample_workspace
 from pipeline.sample_content import COMMANDS, make_typo
 
 STAMP = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
@@ -283,7 +283,7 @@ def test_ratings_db(ws: SampleSummary) -> None:
         columns = [row[1] for row in db.execute("PRAGMA table_info(ratings)")]
         assert columns == ["id", "message_id", "rating", "rated_at", "exported"]
         assert db.execute("SELECT count(*) FROM conversations").fetchone()[0] == ws.conversations
-        assert 25 <= ws.conversations <= 35
+        assert 25 <= ws.conversations - TERMINAL_CONVERSATIONS <= 35  # + the terminal batch
         assert db.execute("SELECT count(*) FROM ratings").fetchone()[0] == ws.ratings
         sizes = [n for (n,) in db.execute("SELECT count(*) FROM messages GROUP BY conversation_id")]
         assert len(sizes) == ws.conversations and 1 <= sum(n < 4 for n in sizes) < 10

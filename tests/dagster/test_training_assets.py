@@ -33,7 +33,8 @@ def _prepare(resources, sample, instance) -> None:
 
 
 def test_adapter_fuse_and_quants_for_real_then_no_retraining(resources, sample, tmp_path):
-    resources["mlx"] = MLXResource()  # the defaults users and the demo get: epochs over the data
+    # Short: the mechanics here; the defaults' full training runs in test_eval_assets.py.
+    resources["mlx"] = MLXResource(iters=60)
     instance = dg.DagsterInstance.ephemeral()
     _prepare(resources, sample, instance)
     first = dg.materialize(MODEL_STAGES, resources=resources, instance=instance)

@@ -1,0 +1,138 @@
+"""After the gates: the registry version and champion, the Hub release, the served model.
+
+All three sit downstream of eval_report's blocking gate checks, so a model that failed a gate
+is never registered as champion, released or served.
+"""
+
+import json
+
+import dagster as dg
+
+from assets.evaluation import eval_report, registry_of
+from resources import ArtifactStoreResource, WorkspaceResource
+from resources.evaluation import EvaluationResource
+from resources.hf_hub import HFHubResource
+from resources.serving import ServingResource
+
+RELEASE = "release"
+KEEP_VERSIONS = 5  # registry retention: the newest N and the champion
+
+
+def _current(artifacts: ArtifactStoreResource, asset: str):
+    path = artifacts.store().current(asset)
+    if path is None:
+        raise dg.Failure(f"{asset} has no current version; materialize it first")
+    return path
+
+
+def used_rating_ids(artifacts: ArtifactStoreResource) -> list[int]:
+    """Every rating the ingested days read: what a successful release marks exported."""
+    ids: set[int] = set()
+    for report in artifacts.store().asset_dir("raw_sessions").glob("*/report.json"):
+        ratings = json.loads(report.read_text()).get("ratings_db") or {}
+        ids.update(ratings.get("rating_ids") or [])
+    return sorted(ids)
+
+
+@dg.asset(group_name=RELEASE, deps=[eval_report], code_version="1")
+def model_registry(
+    context: dg.AssetExecutionContext,
+    artifacts: ArtifactStoreResource,
+    evaluation: EvaluationResource,
+) -> dg.MaterializeResult:
+    """The evaluated quants and adapter as registry version vN, made the champion."""
+    report_dir = _current(artifacts, "eval_report")
+    report = json.loads((report_dir / "report.json").read_text())
+    quants, adapter = _current(artifacts, "gguf_quants"), _current(artifacts, "lora_adapter")
+    files = {p.name: p for p in quants.glob("model-*.gguf")}
+    files |= {f"adapter/{p.name}": p for p in adapter.iterdir() if p.is_file()}
+    files |= {f"eval/{p.name}": p for p in report_dir.iterdir() if p.is_file()}
+    cand = report["models"]["candidate"]
+    registry = registry_of(artifacts)
+    version = registry.register(
+        files,
+        base_model=_current(artifacts, "base_model").name,
+        data_version=_current(artifacts, "validated_splits").name,
+        code_version=adapter.name,
+        config=report["config"],
+        metrics={
+            "perplexity": cand["perplexity"]["ppl"],
+            "exact_match": cand["tasks"]["overall"]["exact_match"],
+            "keyword_recall": cand["tasks"]["overall"]["keyword_recall"],
+            "canary": cand["canary"]["score"],
+            "ttft_ms_p95": cand["latency"]["ttft_ms_p95"],
+        },
+        gates={g["name"]: g for g in report["gates"]},
+        rating_ids=used_rating_ids(artifacts),
+    )
+    previous = registry.champion()
+    latest = registry.set_champion(version)
+    removed = registry.retain(KEEP_VERSIONS)
+    context.log.info(f"registered {version}; champion {previous} -> {version}; removed {removed}")
+    return dg.MaterializeResult(
+        metadata={
+            "version": version,
+            "previous_champion": previous or "none",
+            "path": dg.MetadataValue.path(str(registry.version_dir(version))),
+            "latest_json": dg.MetadataValue.path(str(registry.root / "latest.json")),
+            "files": len(latest["files"]),
+            "removed_by_retention": removed,
+            "ship_quant": evaluation.ship_quant,
+        },
+        data_version=dg.DataVersion(version),
+    )
+
+
+@dg.asset(group_name=RELEASE, deps=[model_registry], code_version="1")
+def hf_release(
+    context: dg.AssetExecutionContext,
+    artifacts: ArtifactStoreResource,
+    hf_hub: HFHubResource,
+    workspace: WorkspaceResource,
+) -> dg.MaterializeResult:
+    """The champion's quants, adapter, model card and Modelfile in one Hub commit; then, and
+    only then, its ratings are marked exported. With no HF_TOKEN it stays local and says so."""
+    registry = registry_of(artifacts)
+    version = registry.champion()
+    result = hf_hub.release(
+        registry.version_dir(version), workspace.ratings_url, tier="test", log=context.log.info
+    )
+    if result.local_only:
+        context.log.warning(result.local_only)
+    return dg.MaterializeResult(
+        metadata={
+            "version": version,
+            "released": result.released,
+            "skipped": bool(result.local_only),
+            "reason": result.local_only or "",
+            "repo": result.repo_id or "",
+            "commit_url": result.commit_url or "",
+            "files": result.files,
+            "ratings_marked_exported": result.ratings_marked,
+        }
+    )
+
+
+@dg.asset(group_name=RELEASE, deps=[model_registry], pool="nightshift_model", code_version="1")
+def deployed_model(
+    context: dg.AssetExecutionContext,
+    artifacts: ArtifactStoreResource,
+    evaluation: EvaluationResource,
+    serving: ServingResource,
+) -> dg.MaterializeResult:
+    """The champion behind the stable local endpoint, swapped in with zero downtime: the new
+    server must pass health and a smoke prompt before it takes traffic."""
+    registry = registry_of(artifacts)
+    version = registry.champion()
+    model = registry.version_dir(version) / f"model-{evaluation.ship_quant}.gguf"
+    result = serving.swap(model, version)
+    context.log.info(f"serving {version} at {serving.config().endpoint}: {result}")
+    return dg.MaterializeResult(
+        metadata={
+            "version": version,
+            "endpoint": serving.config().endpoint,
+            "model": dg.MetadataValue.path(str(model)),
+            "swap": dg.MetadataValue.json(result),
+        },
+        data_version=dg.DataVersion(version),
+    )

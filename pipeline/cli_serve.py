@@ -1,0 +1,100 @@
+"""`nightshift serve`: the stable local endpoint, and swaps and rollbacks on a running one."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from pipeline.serve import (
+    BACKENDS,
+    ServeConfig,
+    SwapError,
+    request_rollback,
+    request_swap,
+    server_status,
+    stop_server,
+)
+
+serve_app = typer.Typer(
+    no_args_is_help=True, add_completion=False, help="Serve the deployed model on one endpoint."
+)
+
+Port = Annotated[int, typer.Option(help="The stable port clients use.")]
+Host = Annotated[str, typer.Option(help="Where the stable endpoint listens.")]
+
+
+def _endpoint(host: str, port: int) -> str:
+    return ServeConfig(host=host, port=port).endpoint
+
+
+def _fail(message: str) -> None:
+    typer.secho(f"error: {message}", fg="red", err=True)
+    raise typer.Exit(1)
+
+
+@serve_app.command("start")
+def start(
+    model: Annotated[
+        Path | None, typer.Argument(help="Model to serve first; default: what served last.")
+    ] = None,
+    version: Annotated[str | None, typer.Option(help="Version name; default: file stem.")] = None,
+    host: Host = "127.0.0.1",
+    port: Port = 8080,
+    threads: Annotated[int, typer.Option(help="Compute threads per model server.")] = 2,
+    ctx: Annotated[int, typer.Option(help="Context tokens per model server.")] = 512,
+    backend: Annotated[str, typer.Option(help=f"One of {', '.join(BACKENDS)}.")] = BACKENDS[0],
+) -> None:
+    """Run the stable endpoint in the foreground until Ctrl-C or SIGTERM."""
+    from pipeline.serve_proxy import serve_forever
+
+    try:
+        cfg = ServeConfig(host=host, port=port, threads=threads, ctx=ctx, backend=backend)
+        serve_forever(cfg, model, version, progress=lambda line: typer.echo(line, err=True))
+    except (SwapError, OSError, ValueError) as exc:
+        _fail(str(exc))
+
+
+@serve_app.command("status")
+def status(host: Host = "127.0.0.1", port: Port = 8080) -> None:
+    """What the running endpoint serves, since when, and what it would roll back to."""
+    try:
+        typer.echo(json.dumps(server_status(_endpoint(host, port)), indent=2))
+    except OSError as exc:
+        _fail(f"no serving process answers on port {port} ({exc})")
+
+
+@serve_app.command("swap")
+def swap(
+    model: Annotated[Path, typer.Argument(help="The GGUF (or MLX directory) to serve.")],
+    version: Annotated[str, typer.Option(help="The version name clients will see.")],
+    host: Host = "127.0.0.1",
+    port: Port = 8080,
+) -> None:
+    """Swap the running endpoint to MODEL; on failure the old model keeps serving."""
+    try:
+        typer.echo(json.dumps(request_swap(_endpoint(host, port), model, version), indent=2))
+    except (SwapError, OSError) as exc:
+        _fail(str(exc))
+
+
+@serve_app.command("rollback")
+def rollback(host: Host = "127.0.0.1", port: Port = 8080) -> None:
+    """Swap back to the previous deployment, by the same path as a swap."""
+    try:
+        typer.echo(json.dumps(request_rollback(_endpoint(host, port)), indent=2))
+    except (SwapError, OSError) as exc:
+        _fail(str(exc))
+
+
+@serve_app.command("stop")
+def stop(host: Host = "127.0.0.1", port: Port = 8080) -> None:
+    """Stop the serving process and its model server."""
+    if not stop_server(_endpoint(host, port)):
+        _fail(f"no serving process answers on port {port}")
+
+
+if __name__ == "__main__":  # `ensure_server` starts `python -m pipeline.cli_serve start`
+    serve_app()

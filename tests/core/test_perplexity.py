@@ -1,0 +1,64 @@
+"""Perplexity and quant loss through the bindings, checked against llama.cpp's own tool."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from pipeline.gguf import quantize, tool_args
+from pipeline.perplexity import (
+    TooLittleText,
+    fit_ctx,
+    kl_divergence,
+    open_model,
+    perplexity,
+    text_tokens,
+)
+from pipeline.sample_content import COMMANDS
+
+TEXT = "\n".join(f"Fix this command: {c}\n{c}\nDone, the command ran." for c in COMMANDS * 6)
+
+
+@pytest.fixture(scope="module")
+def text_file(tmp_path_factory) -> Path:
+    path = tmp_path_factory.mktemp("ppl") / "text.txt"
+    path.write_text(TEXT)
+    return path
+
+
+def llama_perplexity(toolchain, model: Path, text: Path, n_ctx: int) -> float:
+    cmd = [toolchain.bin("llama-perplexity"), "-m", model, "-f", text, "-c", str(n_ctx)]
+    out = subprocess.run([*map(str, cmd), *tool_args(model)], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr[-2000:]
+    return float(re.search(r"Final estimate: PPL = ([\d.]+)", out.stdout + out.stderr).group(1))
+
+
+@pytest.mark.parametrize("n_ctx", [64, 128])
+def test_perplexity_agrees_with_llama_perplexity(tiny_q4, toolchain, text_file, n_ctx):
+    llm = open_model(tiny_q4, n_ctx=n_ctx)
+    ours = perplexity(llm, text_tokens(llm, TEXT), n_ctx)
+    theirs = llama_perplexity(toolchain, tiny_q4, text_file, n_ctx)
+    assert ours.chunks >= 2 and ours.tokens == ours.chunks * (n_ctx - n_ctx // 2 - 1)
+    assert abs(ours.ppl / theirs - 1) < 0.01, (ours.ppl, theirs)
+
+
+def test_kl_is_zero_against_itself_and_grows_with_coarser_quants(tiny_f16, tiny_q4, toolchain):
+    q8 = quantize(toolchain, tiny_f16, tiny_f16.with_name("kl-q8_0.gguf"), "Q8_0")
+    ref = open_model(tiny_f16, n_ctx=128)
+    tokens = text_tokens(ref, TEXT)
+    same = kl_divergence(ref, open_model(tiny_f16, n_ctx=128), tokens, 128)
+    assert same.kl_mean == pytest.approx(0.0, abs=1e-9) and same.top1_agreement == 1.0
+    kl8 = kl_divergence(ref, open_model(q8, n_ctx=128), tokens, 128)
+    kl4 = kl_divergence(ref, open_model(tiny_q4, n_ctx=128), tokens, 128)
+    assert 0 < kl8.kl_mean < kl4.kl_mean
+    assert kl8.tokens == kl4.tokens == same.tokens
+
+
+def test_too_little_text_is_refused_with_the_number_needed():
+    assert fit_ctx(1000, 256) == 256
+    assert fit_ctx(300, 256) == 128
+    with pytest.raises(TooLittleText, match="at least 32"):
+        fit_ctx(20, 256)

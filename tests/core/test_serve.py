@@ -1,0 +1,200 @@
+"""Live swaps behind the stable endpoint, with the real llama-server and the tiny GGUFs.
+
+The serving process runs detached, as `ensure_server` starts it for the Dagster asset; the
+test process is only a client: load, swap and rollback requests all go over loopback HTTP.
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import threading
+import time
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+import pytest
+
+from pipeline.serve import (
+    ServeConfig,
+    SwapError,
+    ensure_server,
+    free_port,
+    request_rollback,
+    request_swap,
+    server_status,
+    stop_server,
+)
+from pipeline.serve_proxy import VERSION_HEADER
+
+pytestmark = pytest.mark.slow
+
+CHAT = {"messages": [{"role": "user", "content": "hi"}], "max_tokens": 1, "temperature": 0.0}
+# Text completions skip the chat template, which costs llama-server about 1 ms a request on
+# the test's shared cores; most load uses them, so more requests fit in a short swap.
+TEXT = {"prompt": "hi", "max_tokens": 1, "temperature": 0.0}
+# A long streamed answer, with the top-20 alternatives of every token as an evaluation tool
+# would ask, in flight on the old backend when the endpoint switches: the swap's drain waits
+# for it (about 2 s here), which keeps the measured swap window long enough to see 1,000
+# requests even though the tiny model itself loads in a tenth of a second.
+LONG_STREAM = {**CHAT, "max_tokens": 2000, "ignore_eos": True, "stream": True}
+LONG_STREAM |= {"logprobs": True, "top_logprobs": 20}
+LONG_STREAMS = 3
+
+
+@dataclass(frozen=True)
+class Call:
+    start: float  # wall clock, comparable with the serving process's timings
+    end: float
+    status: int  # 0: no HTTP answer at all
+    version: str  # the X-Nightshift-Version header
+    model: str  # the "model" field of the completion: llama-server's --alias
+    error: str = ""
+
+
+class Load:
+    """Client threads sending short completions through the stable endpoint, nonstop."""
+
+    def __init__(self, endpoint: str, clients: int) -> None:
+        self.address = urlsplit(endpoint).netloc
+        self.calls: list[Call] = []  # list.append is atomic; no lock needed
+        self.stop = threading.Event()
+        kinds = [("/v1/chat/completions", CHAT)] + [("/v1/completions", TEXT)] * (clients - 1)
+        self.threads = [threading.Thread(target=self._client, args=kind) for kind in kinds]
+
+    def __enter__(self) -> Load:
+        for thread in self.threads:
+            thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.stop.set()
+        for thread in self.threads:
+            thread.join()
+
+    def wait_for(self, count: int, timeout: float = 30.0) -> None:
+        deadline = time.monotonic() + timeout
+        while len(self.calls) < count and time.monotonic() < deadline:
+            time.sleep(0.01)
+
+    def _client(self, path: str, request: dict) -> None:
+        body = json.dumps(request).encode()
+        headers = {"Content-Type": "application/json"}
+        conn = http.client.HTTPConnection(self.address, timeout=30)  # kept alive
+        while not self.stop.is_set():
+            start = time.time()
+            try:
+                conn.request("POST", path, body, headers)
+                resp = conn.getresponse()
+                raw = resp.read()
+                reply = json.loads(raw) if resp.status == 200 else {}
+                version = resp.getheader(VERSION_HEADER, "")
+                error = "" if resp.status == 200 else raw[:200].decode(errors="replace")
+                call = Call(start, time.time(), resp.status, version, reply.get("model", ""), error)
+            except (OSError, ValueError, http.client.HTTPException) as exc:
+                conn.close()
+                call = Call(start, time.time(), 0, "", "", repr(exc))
+            self.calls.append(call)
+        conn.close()
+
+
+def _chat(endpoint: str) -> tuple[int, str, dict]:
+    conn = http.client.HTTPConnection(urlsplit(endpoint).netloc, timeout=30)
+    try:
+        headers = {"Content-Type": "application/json"}
+        conn.request("POST", "/v1/chat/completions", json.dumps(CHAT), headers)
+        resp = conn.getresponse()
+        return resp.status, resp.getheader(VERSION_HEADER, ""), json.loads(resp.read())
+    finally:
+        conn.close()
+
+
+def _stream_long(endpoint: str, out: dict, answering: threading.Barrier) -> None:
+    """Read a long streamed answer as it arrives; record who sent it and how it ended."""
+    conn = http.client.HTTPConnection(urlsplit(endpoint).netloc, timeout=60)
+    try:
+        headers = {"Content-Type": "application/json"}
+        conn.request("POST", "/v1/chat/completions", json.dumps(LONG_STREAM), headers)
+        resp = conn.getresponse()
+        out["status"], out["version"] = resp.status, resp.getheader(VERSION_HEADER, "")
+        answering.wait()
+        data = bytearray()
+        while chunk := resp.read1(65536):
+            data += chunk
+        events = [line for line in data.decode().splitlines() if line.startswith("data:")]
+        out["events"], out["done"] = len(events), events[-1] == "data: [DONE]"
+    finally:
+        conn.close()
+
+
+@pytest.fixture
+def endpoint(tiny_f16):
+    """A detached serving process on a free stable port, serving the F16 model as v1."""
+    cfg = ServeConfig(port=free_port(), threads=1, ctx=16384)
+    ensure_server(cfg)
+    try:
+        request_swap(cfg.endpoint, tiny_f16, "v1")
+        yield cfg.endpoint
+    finally:
+        stop_server(cfg.endpoint)
+
+
+def test_swap_under_continuous_load_fails_no_request(endpoint, tiny_q4):
+    answers: list[dict] = [{} for _ in range(LONG_STREAMS)]
+    answering = threading.Barrier(LONG_STREAMS + 1, timeout=30)
+    streamers = [
+        threading.Thread(target=_stream_long, args=(endpoint, answer, answering))
+        for answer in answers
+    ]
+    with Load(endpoint, clients=4) as load:
+        load.wait_for(100)
+        for streamer in streamers:
+            streamer.start()
+        answering.wait()  # every long answer is under way on v1 before the swap starts
+        swap = request_swap(endpoint, tiny_q4, "v2")
+        for streamer in streamers:
+            streamer.join()
+        time.sleep(0.2)  # calls started inside the window get to finish
+    window = [c for c in load.calls if swap["started_at"] <= c.start <= swap["stopped_at"]]
+    failed = [c for c in load.calls if c.status != 200]
+    first_v2 = min(c.end for c in load.calls if c.model == "v2")
+    print(
+        f"\n{len(load.calls)} calls, {len(window)} inside the swap window of "
+        f"{swap['stopped_at'] - swap['started_at']:.2f}s (health {swap['health_s']}s, smoke "
+        f"{swap['smoke_s']}s, drain until {swap['stopped_at'] - swap['switched_at']:.2f}s after "
+        f"the switch); first v2 answer "
+        f"{first_v2 - swap['healthy_at']:.3f}s after its health check"
+    )
+    assert failed == []
+    assert len(window) >= 1000
+    assert first_v2 - swap["healthy_at"] <= 5.0
+    assert {c.version for c in load.calls} == {"v1", "v2"}
+    assert all(c.model == c.version for c in load.calls)  # llama-server's alias agrees
+    # The streams began on v1, finished there whole, and the old server waited for them.
+    for answer in answers:
+        assert (answer["status"], answer["version"], answer["done"]) == (200, "v1", True)
+        assert answer["events"] > 1000
+    assert swap["drained"]
+    assert server_status(endpoint)["current"]["version"] == "v2"
+
+
+def test_rollback_serves_the_previous_version_again(endpoint, tiny_q4, tiny_f16):
+    request_swap(endpoint, tiny_q4, "v2")
+    assert _chat(endpoint)[1] == "v2"
+    back = request_rollback(endpoint)
+    assert back["version"] == "v1" and back["model"] == str(tiny_f16.resolve())
+    status, version, reply = _chat(endpoint)
+    assert (status, version, reply["model"]) == (200, "v1", "v1")
+    assert server_status(endpoint)["previous"] == {"version": "v2", "model": str(tiny_q4.resolve())}
+
+
+def test_failed_swap_leaves_the_old_model_serving(endpoint, tmp_path):
+    corrupt = tmp_path / "corrupt.gguf"
+    corrupt.write_bytes(b"GGUF" + bytes(4096))
+    with pytest.raises(SwapError, match="exited with code"):
+        request_swap(endpoint, corrupt, "broken")
+    with pytest.raises(SwapError, match="does not exist"):
+        request_swap(endpoint, tmp_path / "missing.gguf", "missing")
+    status, version, _ = _chat(endpoint)
+    assert (status, version) == (200, "v1")
+    assert server_status(endpoint)["current"]["version"] == "v1"
