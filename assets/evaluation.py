@@ -48,7 +48,8 @@ def _current(artifacts: ArtifactStoreResource, asset: str):
 
 def _history(artifacts: ArtifactStoreResource) -> list[dict]:
     reports = artifacts.store().asset_dir("eval_report").glob("*/report.json")
-    loaded = sorted((json.loads(p.read_text()) for p in reports), key=lambda r: r["created"])
+    done = [p for p in reports if not p.parent.name.startswith(".")]  # not half-written ones
+    loaded = sorted((json.loads(p.read_text()) for p in done), key=lambda r: r["created"])
     return loaded[-HISTORY:]
 
 
@@ -85,7 +86,9 @@ def eval_report(
         f"evaluating {quants.name} on {len(cases)} cases against "
         + (f"the champion {champion[0]}" if champion else "the base model (no champion yet)")
     )
+    version = f"{quants.name}-{time.strftime('%Y%m%dT%H%M%S')}"
     report = build_report(
+        version,
         quants.name,
         quants,
         base_gguf,
@@ -99,7 +102,6 @@ def eval_report(
         evaluation.gate_config(),
         log=context.log.info,
     )
-    version = f"{quants.name}-{time.strftime('%Y%m%dT%H%M%S')}"
     history = _history(artifacts)
     with store.write_version("eval_report", version) as tmp:
         write_report(report, tmp, history)
@@ -114,7 +116,8 @@ def eval_report(
             "passed": report["passed"],
             "failed_gates": failed,
             "reference": report["reference"],
-            "perplexity": cand["perplexity"]["ppl"],
+            "answer_perplexity": cand["answer_perplexity"]["ppl"],
+            "text_perplexity": cand["perplexity"]["ppl"],
             "exact_match": cand["tasks"]["overall"]["exact_match"],
             "ttft_ms_p95": cand["latency"]["ttft_ms_p95"],
             "canary": cand["canary"]["score"],

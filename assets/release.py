@@ -9,6 +9,7 @@ import json
 import dagster as dg
 
 from assets.evaluation import eval_report, registry_of
+from pipeline.ratings import read_rated_conversations
 from resources import ArtifactStoreResource, WorkspaceResource
 from resources.evaluation import EvaluationResource
 from resources.hf_hub import HFHubResource
@@ -25,12 +26,22 @@ def _current(artifacts: ArtifactStoreResource, asset: str):
     return path
 
 
-def used_rating_ids(artifacts: ArtifactStoreResource) -> list[int]:
-    """Every rating the ingested days read: what a successful release marks exported."""
+def _champion(registry) -> str:
+    version = registry.champion()
+    if version is None:
+        raise dg.Failure("no champion yet: materialize model_registry (it needs passed gates)")
+    return version
+
+
+def used_rating_ids(artifacts: ArtifactStoreResource, ratings_url: str | None) -> list[int]:
+    """The ratings the ingested days read that are still unexported in the database: what a
+    successful release marks exported (one deleted since must not block every release)."""
     ids: set[int] = set()
     for report in artifacts.store().asset_dir("raw_sessions").glob("*/report.json"):
         ratings = json.loads(report.read_text()).get("ratings_db") or {}
         ids.update(ratings.get("rating_ids") or [])
+    if ids and ratings_url:
+        ids &= set(read_rated_conversations(ratings_url)[1].rating_ids)
     return sorted(ids)
 
 
@@ -39,11 +50,17 @@ def model_registry(
     context: dg.AssetExecutionContext,
     artifacts: ArtifactStoreResource,
     evaluation: EvaluationResource,
+    workspace: WorkspaceResource,
 ) -> dg.MaterializeResult:
     """The evaluated quants and adapter as registry version vN, made the champion."""
     report_dir = _current(artifacts, "eval_report")
     report = json.loads((report_dir / "report.json").read_text())
-    quants, adapter = _current(artifacts, "gguf_quants"), _current(artifacts, "lora_adapter")
+    # Exactly the files the report measured, even if a newer quant was built since.
+    store = artifacts.store()
+    quants = store.version_dir("gguf_quants", report["quants_version"])
+    adapter = store.version_dir("lora_adapter", report["quants_version"])
+    if not (quants.is_dir() and adapter.is_dir()):
+        raise dg.Failure(f"the evaluated version {report['quants_version']} is gone from the store")
     files = {p.name: p for p in quants.glob("model-*.gguf")}
     files |= {f"adapter/{p.name}": p for p in adapter.iterdir() if p.is_file()}
     files |= {f"eval/{p.name}": p for p in report_dir.iterdir() if p.is_file()}
@@ -56,14 +73,15 @@ def model_registry(
         code_version=adapter.name,
         config=report["config"],
         metrics={
-            "perplexity": cand["perplexity"]["ppl"],
+            "answer_perplexity": cand["answer_perplexity"]["ppl"],
+            "text_perplexity": cand["perplexity"]["ppl"],
             "exact_match": cand["tasks"]["overall"]["exact_match"],
             "keyword_recall": cand["tasks"]["overall"]["keyword_recall"],
             "canary": cand["canary"]["score"],
             "ttft_ms_p95": cand["latency"]["ttft_ms_p95"],
         },
         gates={g["name"]: g for g in report["gates"]},
-        rating_ids=used_rating_ids(artifacts),
+        rating_ids=used_rating_ids(artifacts, workspace.ratings_url),
     )
     previous = registry.champion()
     latest = registry.set_champion(version)
@@ -93,7 +111,7 @@ def hf_release(
     """The champion's quants, adapter, model card and Modelfile in one Hub commit; then, and
     only then, its ratings are marked exported. With no HF_TOKEN it stays local and says so."""
     registry = registry_of(artifacts)
-    version = registry.champion()
+    version = _champion(registry)
     result = hf_hub.release(
         registry.version_dir(version), workspace.ratings_url, tier="test", log=context.log.info
     )
@@ -123,7 +141,7 @@ def deployed_model(
     """The champion behind the stable local endpoint, swapped in with zero downtime: the new
     server must pass health and a smoke prompt before it takes traffic."""
     registry = registry_of(artifacts)
-    version = registry.champion()
+    version = _champion(registry)
     model = registry.version_dir(version) / f"model-{evaluation.ship_quant}.gguf"
     result = serving.swap(model, version)
     context.log.info(f"serving {version} at {serving.config().endpoint}: {result}")

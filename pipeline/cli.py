@@ -37,13 +37,14 @@ def _serve_champion(version: str, version_dir: Path) -> None:
     """After a rollback, the running model server (if any) swaps to the champion's quant."""
     from pipeline.serve import ServeConfig, request_swap, server_status
 
-    endpoint = ServeConfig(port=int(os.environ.get("NIGHTSHIFT_SERVE_PORT", "8080"))).endpoint
+    port = int(os.environ.get("NIGHTSHIFT_SERVE_PORT", "8080"))
+    endpoint = ServeConfig(port=port).endpoint
     model = version_dir / f"model-{os.environ.get('NIGHTSHIFT_SHIP_QUANT', 'Q4_K_M')}.gguf"
     try:
         server_status(endpoint)
     except OSError:
         typer.echo(f"no model server answers at {endpoint}; serve {version} with:")
-        typer.echo(f"  nightshift serve start {model} --version {version}")
+        typer.echo(f"  nightshift serve start {model} --version {version} --port {port}")
         return
     result = request_swap(endpoint, model, version)
     typer.echo(f"serving {version} at {endpoint} (healthy after {result.get('health_s')} s)")
@@ -214,10 +215,20 @@ def demo(seed: int = 0) -> None:
     first, last = instance.workspace_days(root)
     typer.echo(f"running {instance.MAIN_JOB} for the sample's days {first} to {last}")
     cmd = [sys.executable, "-m", "schedules.demo", first, last]
-    code = subprocess.call(cmd, env=instance.dagster_env(), cwd=instance.REPO_ROOT)
+    env = instance.dagster_env()
+    # The demo never publishes the tiny model or spends money on the Claude API.
+    for secret in ("HF_TOKEN", "ANTHROPIC_API_KEY"):
+        if env.pop(secret, None):
+            typer.echo(f"{secret} is set: the demo leaves it out (the nightly job uses it)")
+    code = subprocess.call(cmd, env=env, cwd=instance.REPO_ROOT)
     if code != 0:
         _fail(f"the Dagster run failed (exit {code}); its log is above")
     where()
+    port = os.environ.get("NIGHTSHIFT_SERVE_PORT", "8080")
+    typer.echo(
+        f"{'model endpoint':<18} http://127.0.0.1:{port}/v1 (`nightshift serve stop` ends it)"
+    )
+    typer.echo(f"{'evaluation':<18} `nightshift report` prints it")
 
 
 @app.command()
@@ -253,12 +264,14 @@ def report(
         folder = store.version_dir("eval_report", version)
     name = "report.json" if as_json else "report.md"
     if not (folder / name).is_file():
-        known = sorted(p.name for p in store.asset_dir("eval_report").glob("*/report.json"))
+        known = sorted(p.parent.name for p in store.asset_dir("eval_report").glob("*/report.json"))
         _fail(f"no {name} in {folder}; evaluations: {', '.join(known) or 'none'}")
     text = (folder / name).read_text()
     # The terminal cannot show the inline PNG: point at the file instead.
     plot = folder / "history.png"
-    typer.echo(re.sub(r"!\[([^]]*)\]\(data:image/png;base64,[^)]*\)", f"(plot: {plot})", text))
+    typer.echo(
+        re.sub(r"!\[([^]]*)\]\(data:image/png;base64,[^)]*\)", lambda _: f"(plot: {plot})", text)
+    )
 
 
 @app.command()

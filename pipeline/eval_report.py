@@ -15,6 +15,7 @@ from pipeline.artifacts import sha256_file
 from pipeline.config import EvalConfig, GateConfig
 from pipeline.evaluate import (
     EvalCase,
+    answer_perplexity,
     canary_score,
     gguf_renderer,
     results_json,
@@ -28,8 +29,6 @@ from pipeline.gguf import load_llama
 from pipeline.perplexity import fit_ctx, kl_divergence, open_model, perplexity, text_tokens
 from pipeline.report_md import report_markdown
 
-CANARY_CTX = 512  # canary prompts and answers are short
-
 
 def eval_text(rows: Sequence[dict], render: Callable[[list[dict]], str]) -> str:
     """The test split as the model sees it in training: every conversation, chat-rendered."""
@@ -41,6 +40,7 @@ def measure_model(
     cases: Sequence[EvalCase],
     canary: Sequence[EvalCase],
     text: str,
+    test_rows: Sequence[dict],
     cfg: EvalConfig,
     template: str | None,
     log: Callable[[str], None] = print,
@@ -54,21 +54,32 @@ def measure_model(
         if len(prompt) + cfg.max_tokens > cfg.n_ctx:
             skipped["prompt longer than the eval context"] += 1
             continue
+        # An answer that cannot fit the budget can neither match nor end on EOS: its quality
+        # is measured by answer perplexity instead.
+        if (
+            case.expected
+            and len(gen.tokenize(case.expected.encode(), add_bos=False)) >= cfg.max_tokens
+        ):
+            skipped["expected answer longer than max_tokens"] += 1
+            continue
         results.append(run_case(gen, case, cfg.max_tokens))
     meta_template = gen.metadata.get("tokenizer.chat_template")
     del gen
-    scorer = open_model(path, n_ctx=max(cfg.ppl_ctx, CANARY_CTX), threads=cfg.threads)
+    scorer = open_model(path, n_ctx=max(cfg.ppl_ctx, cfg.n_ctx), threads=cfg.threads)
     tokens = text_tokens(scorer, text, special=True)
     ppl = perplexity(scorer, tokens, fit_ctx(len(tokens), cfg.ppl_ctx))
+    answers_ppl = answer_perplexity(scorer, test_rows, render)
     tasks = summarize_tasks(results)
     log(
-        f"{path.name}: ppl {ppl.ppl:.3f}, exact match {tasks['overall']['exact_match']}, "
+        f"{path.name}: ppl {ppl.ppl:.3f}, answer ppl {answers_ppl['ppl']}, "
+        f"exact match {tasks['overall']['exact_match']}, "
         f"{len(results)} answers ({sum(skipped.values())} skipped)"
     )
     return {
         "path": str(path),
         "bytes": path.stat().st_size,
         "perplexity": asdict(ppl),
+        "answer_perplexity": answers_ppl,
         "tasks": tasks,
         "latency": summarize_latency(results),
         "behaviour": summarize_behaviour(results, template is None or meta_template == template),
@@ -124,6 +135,7 @@ def cached_measure(
 
 def build_report(
     version: str,
+    quants_version: str,
     quant_dir: Path,
     base_gguf: Path,
     champion: tuple[str, Path] | None,
@@ -144,11 +156,11 @@ def build_report(
     if cfg.ship_quant not in quants:
         raise ValueError(f"the shipped quant {cfg.ship_quant} was not built: {sorted(quants)}")
     shipped = quants[cfg.ship_quant]
-    text = eval_text(test_rows, gguf_renderer(load_llama(shipped, n_ctx=64)))
+    text = eval_text(test_rows, gguf_renderer(load_llama(shipped, n_ctx=64), False))
     digest = cases_digest(cases, text, cfg)
-    measure = lambda p: measure_model(p, cases, canary, text, cfg, template, log)  # noqa: E731
+    measure = lambda p: measure_model(p, cases, canary, text, test_rows, cfg, template, log)  # noqa: E731
     models = {"candidate": measure(shipped)}
-    models["candidate"]["label"] = f"{version} {cfg.ship_quant}"
+    models["candidate"]["label"] = f"{quants_version} {cfg.ship_quant}"
     models["base"] = cached_measure(cache_dir, base_gguf, digest, lambda: measure(base_gguf), log)
     models["base"]["label"] = "base model"
     if champion:
@@ -157,6 +169,7 @@ def build_report(
         models["champion"]["label"] = f"champion {name}"
     report = {
         "version": version,
+        "quants_version": quants_version,
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "ship_quant": cfg.ship_quant,
         "reference": "champion" if champion else "base",

@@ -201,11 +201,36 @@ def canary_score(llm, cases: Sequence[EvalCase], render: Callable[[list[dict]], 
     for case in cases:
         logp, n = answer_score(llm, render(list(case.messages)), case.expected or "")
         total, count = total + logp, count + n
-    return {"score": float(np.exp(total / count)), "tokens": count, "cases": len(cases)}
+    if not count:
+        raise ValueError("the canary set is empty")
+    # Uniform guessing scores 1/vocab: a model near it has no general knowledge to forget.
+    chance = 1.0 / llm.n_vocab()
+    return {"score": float(np.exp(total / count)), "chance": chance, "tokens": count}
 
 
-def gguf_renderer(llm) -> Callable[[list[dict]], str]:
-    """The chat template stored in the GGUF, applied the way llama-cpp-python's chat does."""
+def answer_perplexity(llm, rows: Sequence[dict], render: Callable[[list[dict]], str]) -> dict:
+    """Perplexity of the test split's final answers given their conversations, teacher-forced:
+    the tokens training optimizes (the prompt is masked there), so a fine-tuned model is
+    judged on its answers, not on how well it predicts what users type."""
+    total, count, skipped = 0.0, 0, 0
+    for row in rows:
+        messages = row["messages"]
+        if len(messages) < 2 or messages[-1]["role"] != "assistant":
+            continue
+        try:
+            logp, n = answer_score(llm, render(messages[:-1]), messages[-1]["content"])
+        except ValueError:  # longer than the context: counted, not scored
+            skipped += 1
+            continue
+        total, count = total + logp, count + n
+    if not count:
+        return {"ppl": None, "tokens": 0, "skipped_too_long": skipped}
+    return {"ppl": float(np.exp(-total / count)), "tokens": count, "skipped_too_long": skipped}
+
+
+def gguf_renderer(llm, add_generation_prompt: bool = True) -> Callable[[list[dict]], str]:
+    """The chat template stored in the GGUF, applied the way llama-cpp-python's chat does
+    (without the trailing assistant header for whole conversations)."""
     from llama_cpp.llama_chat_format import Jinja2ChatFormatter
 
     meta = llm.metadata
@@ -218,7 +243,10 @@ def gguf_renderer(llm) -> Callable[[list[dict]], str]:
         return llm._model.token_get_text(int(tid)) if tid is not None else ""
 
     fmt = Jinja2ChatFormatter(
-        template, token("tokenizer.ggml.eos_token_id"), token("tokenizer.ggml.bos_token_id")
+        template,
+        token("tokenizer.ggml.eos_token_id"),
+        token("tokenizer.ggml.bos_token_id"),
+        add_generation_prompt=add_generation_prompt,
     )
     return lambda messages: fmt(messages=messages).prompt
 

@@ -27,7 +27,10 @@ def _pct(a: float, b: float) -> str:
 
 
 def perplexity_gate(cand: dict, ref: dict, ref_name: str, cfg: GateConfig) -> Gate:
-    value, base = cand["perplexity"]["ppl"], ref["perplexity"]["ppl"]
+    """On the test split's answers (what training optimizes), not the whole chat text."""
+    value, base = cand["answer_perplexity"]["ppl"], ref["answer_perplexity"]["ppl"]
+    if value is None or base is None:
+        return Gate("perplexity", True, value, None, "not judged: the test split has no answers")
     limit = base * (1 + cfg.perplexity_tolerance)
     ok = value <= limit
     return Gate(
@@ -35,7 +38,8 @@ def perplexity_gate(cand: dict, ref: dict, ref_name: str, cfg: GateConfig) -> Ga
         ok,
         value,
         limit,
-        f"perplexity {value:.3f} is {_pct(value, base)} against the {ref_name}'s {base:.3f} "
+        f"answer perplexity {value:.3f} is {_pct(value, base)} against the {ref_name}'s "
+        f"{base:.3f} "
         f"(allowed up to {limit:.3f}, +{cfg.perplexity_tolerance:.0%})"
         + ("" if ok else f": {value - limit:.3f} over"),
     )
@@ -45,7 +49,14 @@ def exact_match_gate(cand: dict, ref: dict, ref_name: str, cfg: GateConfig) -> G
     value = cand["tasks"]["overall"]["exact_match"]
     base = ref["tasks"]["overall"]["exact_match"]
     if value is None:
-        return Gate("exact_match", False, None, None, "no case with an expected answer was scored")
+        return Gate(
+            "exact_match",
+            True,
+            None,
+            None,
+            "not judged: no case with a short expected answer (add a golden file: "
+            "NIGHTSHIFT_GOLDEN or $NIGHTSHIFT_HOME/golden.json)",
+        )
     limit = max(cfg.exact_match_floor, (base or 0.0) - cfg.exact_match_tolerance)
     ok = value >= limit
     return Gate(
@@ -77,7 +88,9 @@ def quant_kl_gate(quants: dict, cfg: GateConfig) -> Gate:
 
 def latency_gate(cand: dict, cfg: GateConfig) -> Gate:
     value = cand["latency"]["ttft_ms_p95"]
-    ok = value is not None and value <= cfg.ttft_p95_ms
+    if value is None:
+        return Gate("latency", False, None, cfg.ttft_p95_ms, "no answer was timed")
+    ok = value <= cfg.ttft_p95_ms
     return Gate(
         "latency",
         ok,
@@ -90,6 +103,17 @@ def latency_gate(cand: dict, cfg: GateConfig) -> Gate:
 
 def canary_gate(cand: dict, ref: dict, ref_name: str, cfg: GateConfig) -> Gate:
     value, base = cand["canary"]["score"], ref["canary"]["score"]
+    chance = ref["canary"]["chance"]
+    if base < cfg.canary_min_over_chance * chance:
+        return Gate(
+            "canary",
+            True,
+            value,
+            None,
+            f"not judged: the {ref_name} scores {base:.4f} on the canary, within "
+            f"{cfg.canary_min_over_chance:g}x of guessing ({chance:.4f}): no general knowledge "
+            "to forget (a tiny model; a real one scores far above)",
+        )
     limit = base * (1 - cfg.canary_tolerance)
     ok = value >= limit
     return Gate(

@@ -76,16 +76,11 @@ def repack_safe(path: Path) -> bool:
     return width is None or width >= REPACK_MIN_WIDTH
 
 
-def tool_args(path: Path) -> list[str]:
-    """Flags for llama.cpp's own tools (server, perplexity) loading `path`."""
-    return [] if repack_safe(path) else ["--no-repack"]
-
-
 def open_llama(path: Path, **kwargs):
     """`llama_cpp.Llama` on the CPU, quiet, without repacked weights where they would crash.
 
     Llama() exposes no switch for them, so its default model parameters are wrapped for the
-    duration of the constructor (under a lock: other threads see the default untouched)."""
+    duration of the constructor (under a lock, so two loads never interleave the swap)."""
     import llama_cpp.llama_cpp as C
     from llama_cpp import Llama
 

@@ -43,15 +43,15 @@ def history_plot(reports: list[dict], out: Path) -> Path:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    names = [r["version"][-8:] for r in reports]
+    names = [r["version"][-15:] for r in reports]  # the evaluation's time stamp
     cand = [r["models"]["candidate"] for r in reports]
     em = [(c["tasks"]["overall"]["exact_match"] or 0) * 100 for c in cand]
-    ppl = [c["perplexity"]["ppl"] for c in cand]
+    ppl = [c["answer_perplexity"]["ppl"] or float("nan") for c in cand]
     fig, (a, b) = plt.subplots(1, 2, figsize=(8, 3), dpi=100)
     a.plot(names, em, "o-", color="#3b6fd8")
     a.set_title("exact match (%)")
     b.plot(names, ppl, "o-", color="#d8733b")
-    b.set_title("perplexity (test split)")
+    b.set_title("answer perplexity (test split)")
     for ax in (a, b):
         ax.grid(alpha=0.3)
         ax.tick_params(axis="x", labelrotation=30, labelsize=7)

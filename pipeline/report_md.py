@@ -16,7 +16,8 @@ def _delta(a: float | None, b: float | None, fmt: str = "+.3f") -> str:
 def _metrics(m: dict) -> dict[str, float | None]:
     t, lat = m["tasks"]["overall"], m["latency"]
     return {
-        "perplexity (test split)": m["perplexity"]["ppl"],
+        "answer perplexity (test split)": m["answer_perplexity"]["ppl"],
+        "text perplexity (test split)": m["perplexity"]["ppl"],
         "exact match": t["exact_match"],
         "keyword recall": t["keyword_recall"],
         "forgetting canary": m["canary"]["score"],

@@ -22,6 +22,9 @@ class EvaluationResource(dg.ConfigurableResource):
     exact_match_floor: float = GateConfig.exact_match_floor
     exact_match_tolerance: float = GateConfig.exact_match_tolerance
     kl_max_q8_0: float = dict(GateConfig.kl_max)["Q8_0"]
+    kl_max_ship: float = Field(
+        default=dict(GateConfig.kl_max)["Q4_K_M"], description="KL limit of the shipped quant"
+    )
     ttft_p95_ms: float = GateConfig.ttft_p95_ms
     canary_tolerance: float = GateConfig.canary_tolerance
     eos_rate_min: float = GateConfig.eos_rate_min
@@ -39,7 +42,7 @@ class EvaluationResource(dg.ConfigurableResource):
             perplexity_tolerance=self.perplexity_tolerance,
             exact_match_floor=self.exact_match_floor,
             exact_match_tolerance=self.exact_match_tolerance,
-            kl_max=(("Q8_0", self.kl_max_q8_0),),
+            kl_max=(("Q8_0", self.kl_max_q8_0), (self.ship_quant, self.kl_max_ship)),
             ttft_p95_ms=self.ttft_p95_ms,
             canary_tolerance=self.canary_tolerance,
             eos_rate_min=self.eos_rate_min,

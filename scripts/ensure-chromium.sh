@@ -9,9 +9,10 @@ if [[ -x "$CHROMIUM" ]]; then
 fi
 
 if ! command -v apt-get >/dev/null 2>&1; then
+  # Not Debian (a Mac, say): the browser test skips itself there unless CHROMIUM is set.
   echo "ensure-chromium: $CHROMIUM is missing and apt-get is unavailable;" \
-    "install Chromium and set CHROMIUM=/path/to/chromium" >&2
-  exit 1
+    "set CHROMIUM=/path/to/chromium (or Chrome) to run the browser test" >&2
+  exit 0
 fi
 
 SUDO=""

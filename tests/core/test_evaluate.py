@@ -117,10 +117,11 @@ def test_scores_per_category_and_overall():
 
 def model(ppl=10.0, em=0.5, canary=0.1, ttft=100.0, eos=1.0, leaked=0, template=True):
     return {
-        "perplexity": {"ppl": ppl},
+        "perplexity": {"ppl": 50.0},
+        "answer_perplexity": {"ppl": ppl},
         "tasks": {"overall": {"exact_match": em, "keyword_recall": None, "cases": 10}},
         "latency": {"ttft_ms_p95": ttft},
-        "canary": {"score": canary},
+        "canary": {"score": canary, "chance": 0.001},
         "behaviour": {
             "eos_rate": eos,
             "leaked_role_markers": leaked,
@@ -139,7 +140,7 @@ def gates(cand, ref, quants=None, reference="champion"):
 
 
 def test_a_model_as_good_as_the_champion_passes_every_gate():
-    quants = {"Q8_0": {"kl": {"kl_mean": 0.002}}}
+    quants = {"Q8_0": {"kl": {"kl_mean": 0.002}}, "Q4_K_M": {"kl": {"kl_mean": 0.05}}}
     assert all(g.passed for g in gates(model(), model(), quants).values())
 
 
@@ -153,6 +154,7 @@ def test_each_gate_says_which_way_and_by_how_much_it_failed():
     assert "+10.0%" in g["perplexity"].message and "0.500 over" in g["perplexity"].message
     assert "10.0% short" in g["exact_match"].message
     assert "Q8_0 is 0.04000 nats over 0.01" in g["quant_kl"].message
+    assert "Q4_K_M" not in g["quant_kl"].message  # not built here: only what exists is judged
     assert "3000 ms over" in g["latency"].message
     assert "-50.0%" in g["canary"].message
     assert "2 answers leak role markers" in g["behaviour"].message
@@ -163,3 +165,13 @@ def test_the_floor_holds_even_when_the_reference_scored_nothing():
     assert not g["exact_match"].passed and g["exact_match"].threshold == 0.10
     assert "against the base's 0.0%" in g["exact_match"].message
     assert gates(model(em=0.3), model(em=0.0), reference="base")["exact_match"].passed
+
+
+def test_gates_without_evidence_say_so_instead_of_guessing():
+    g = gates(model(em=None, ttft=None, canary=0.003), model(canary=0.003))
+    assert g["exact_match"].passed and "golden file" in g["exact_match"].message
+    assert not g["latency"].passed and g["latency"].message == "no answer was timed"
+    assert g["canary"].passed and "not judged" in g["canary"].message  # 3x chance: no knowledge
+    none = model()
+    none["answer_perplexity"]["ppl"] = None
+    assert "not judged" in gates(none, model())["perplexity"].message

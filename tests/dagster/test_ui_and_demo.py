@@ -55,11 +55,23 @@ def test_dagster_dev_serves_the_ui_and_graphql_on_loopback(tmp_path):
 
 
 def test_demo_runs_the_main_job_and_prints_where_outputs_are(tmp_path):
+    port = _free_port()
     env = {**os.environ, "NIGHTSHIFT_HOME": str(tmp_path / "home")}
-    out = subprocess.run(
-        [BIN / "nightshift", "demo"], cwd=ROOT, env=env, capture_output=True, text=True
-    )
-    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+    env["NIGHTSHIFT_SERVE_PORT"] = str(port)
+    try:
+        out = subprocess.run(
+            [BIN / "nightshift", "demo"], cwd=ROOT, env=env, capture_output=True, text=True
+        )
+        assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+        # The whole pipeline ran: gates passed, v1 is the champion and it is being served.
+        assert "eval_report.eval_report_exact_match: passed" in out.stdout
+        status = json.loads(
+            urllib.request.urlopen(f"http://127.0.0.1:{port}/nightshift/status").read()
+        )
+        assert status["current"]["version"] == "v1", status
+        assert f"http://127.0.0.1:{port}" in out.stdout
+    finally:
+        subprocess.run([BIN / "nightshift", "serve", "stop", "--port", str(port)], env=env)
     lines = dict(
         line.split(None, 1)
         for line in out.stdout.splitlines()
