@@ -5,6 +5,7 @@ is never registered as champion, released or served.
 """
 
 import json
+from importlib.metadata import version as package_version
 
 import dagster as dg
 
@@ -70,8 +71,8 @@ def model_registry(
         files,
         base_model=_current(artifacts, "base_model").name,
         data_version=_current(artifacts, "validated_splits").name,
-        code_version=adapter.name,
-        config=report["config"],
+        code_version=f"nightshift {package_version('nightshift')}",
+        config={**report["config"], "adapter": adapter.name},
         metrics={
             "answer_perplexity": cand["answer_perplexity"]["ppl"],
             "text_perplexity": cand["perplexity"]["ppl"],

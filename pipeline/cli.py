@@ -39,7 +39,9 @@ def _serve_champion(version: str, version_dir: Path) -> None:
 
     port = int(os.environ.get("NIGHTSHIFT_SERVE_PORT", "8080"))
     endpoint = ServeConfig(port=port).endpoint
-    model = version_dir / f"model-{os.environ.get('NIGHTSHIFT_SHIP_QUANT', 'Q4_K_M')}.gguf"
+    manifest = json.loads((version_dir / "manifest.json").read_text())
+    quant = manifest.get("config", {}).get("eval", {}).get("ship_quant", "Q4_K_M")  # as evaluated
+    model = version_dir / f"model-{quant}.gguf"
     try:
         server_status(endpoint)
     except OSError:

@@ -61,6 +61,8 @@ def load_cases(path: Path, source: str = "golden") -> list[EvalCase]:
         if not all(isinstance(k, str) and k for k in keywords):
             raise GoldenFileError(f"{where}: 'keywords' must be non-empty strings")
         category = str(item.get("category") or "general")
+        if category == "overall":
+            raise GoldenFileError(f"{where}: 'overall' is the report's total; name it otherwise")
         cases.append(EvalCase(tuple(messages), category, expected, tuple(keywords), source))
     return cases
 

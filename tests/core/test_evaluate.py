@@ -55,6 +55,7 @@ def test_golden_file_reads_text_and_messages_prompts(tmp_path):
         ('[{"prompt": "q"}]', "case 0: give 'expected'"),
         ('[{"prompt": [{"role": "user"}], "expected": "x"}]', "case 0: 'prompt' messages"),
         ('[{"prompt": "q", "keywords": [""]}]', "case 0: 'keywords' must be"),
+        ('[{"prompt": "q", "expected": "a", "category": "overall"}]', "the report's total"),
     ],
 )
 def test_a_bad_golden_file_names_the_case_and_the_fix(tmp_path, content, error):
