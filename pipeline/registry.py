@@ -104,6 +104,8 @@ class Registry:
                     "gates": gate_results,
                     "gates_passed": all(g["passed"] for g in gate_results.values()),
                     "rating_ids": sorted({int(i) for i in rating_ids}),
+                    # Where each file came from; retention keeps those store versions too.
+                    "sources": {name: str(Path(src).resolve()) for name, src in files.items()},
                     "files": {
                         name: {
                             "bytes": (tmp / name).stat().st_size,
