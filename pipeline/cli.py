@@ -250,7 +250,7 @@ def report(
     import re
 
     from pipeline.artifacts import ArtifactStore
-    from pipeline.registry import Registry, RegistryError
+    from pipeline.registry import Registry
 
     store = ArtifactStore(instance.artifacts_root())
     if version is None:
@@ -258,10 +258,12 @@ def report(
         if folder is None:
             _fail("no evaluation yet: run the pipeline (`nightshift demo` or the nightly job)")
     elif re.fullmatch(r"v\d+", version):
-        try:
-            folder = Registry(store.root / "registry").version_dir(version) / "eval"
-        except RegistryError as exc:
-            _fail(str(exc))
+        registry = Registry(store.root / "registry")
+        if version not in registry.list_versions():
+            _fail(
+                f"no registry version {version}; versions: {', '.join(registry.list_versions()) or 'none'}"
+            )
+        folder = registry.version_dir(version) / "eval"
     else:
         folder = store.version_dir("eval_report", version)
     name = "report.json" if as_json else "report.md"
