@@ -259,10 +259,9 @@ def report(
             _fail("no evaluation yet: run the pipeline (`nightshift demo` or the nightly job)")
     elif re.fullmatch(r"v\d+", version):
         registry = Registry(store.root / "registry")
-        if version not in registry.list_versions():
-            _fail(
-                f"no registry version {version}; versions: {', '.join(registry.list_versions()) or 'none'}"
-            )
+        versions = registry.list_versions()
+        if version not in versions:
+            _fail(f"no registry version {version}; versions: {', '.join(versions) or 'none'}")
         folder = registry.version_dir(version) / "eval"
     else:
         folder = store.version_dir("eval_report", version)
