@@ -97,7 +97,7 @@ def eval_report(
         cases,
         load_canary(),
         template,
-        store.asset_dir("eval_report") / "measured",
+        store.root / "eval_measurements",  # outside eval_report: retention sweeps its versions
         cfg,
         evaluation.gate_config(),
         log=context.log.info,

@@ -25,6 +25,7 @@ VERSIONED_ASSETS = (
     "fused_model",
     "gguf_quants",
     "base_model_gguf",
+    "eval_report",  # registry versions keep their own copy of the report
 )
 REGISTRY = "registry"
 DAY = 86400.0
