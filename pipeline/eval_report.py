@@ -26,7 +26,14 @@ from pipeline.evaluate import (
 )
 from pipeline.gates import evaluate_gates
 from pipeline.gguf import load_llama
-from pipeline.perplexity import fit_ctx, kl_divergence, open_model, perplexity, text_tokens
+from pipeline.perplexity import (
+    TooLittleText,
+    fit_ctx,
+    kl_divergence,
+    open_model,
+    perplexity,
+    text_tokens,
+)
 from pipeline.report_md import report_markdown
 
 
@@ -66,19 +73,18 @@ def measure_model(
     meta_template = gen.metadata.get("tokenizer.chat_template")
     del gen
     scorer = open_model(path, n_ctx=max(cfg.ppl_ctx, cfg.n_ctx), threads=cfg.threads)
-    tokens = text_tokens(scorer, text, special=True)
-    ppl = perplexity(scorer, tokens, fit_ctx(len(tokens), cfg.ppl_ctx))
+    ppl = text_perplexity(scorer, text, cfg)
     answers_ppl = answer_perplexity(scorer, test_rows, render)
     tasks = summarize_tasks(results)
     log(
-        f"{path.name}: ppl {ppl.ppl:.3f}, answer ppl {answers_ppl['ppl']}, "
+        f"{path.name}: ppl {ppl['ppl']}, answer ppl {answers_ppl['ppl']}, "
         f"exact match {tasks['overall']['exact_match']}, "
         f"{len(results)} answers ({sum(skipped.values())} skipped)"
     )
     return {
         "path": str(path),
         "bytes": path.stat().st_size,
-        "perplexity": asdict(ppl),
+        "perplexity": ppl,
         "answer_perplexity": answers_ppl,
         "tasks": tasks,
         "latency": summarize_latency(results),
@@ -89,13 +95,26 @@ def measure_model(
     }
 
 
+def text_perplexity(scorer, text: str, cfg: EvalConfig) -> dict:
+    """llama-perplexity's figure on the chat-rendered test split, or why there is none."""
+    tokens = text_tokens(scorer, text, special=True)
+    try:
+        return asdict(perplexity(scorer, tokens, fit_ctx(len(tokens), cfg.ppl_ctx)))
+    except TooLittleText as exc:
+        return {"ppl": None, "reason": f"test split too small: {exc}"}
+
+
 def measure_quants(
     f16: Path, quants: dict[str, Path], text: str, cfg: EvalConfig, log: Callable = print
 ) -> dict:
     """Perplexity of the F16 and every quant, and each quant's KL divergence from the F16."""
     ref = open_model(f16, n_ctx=cfg.ppl_ctx, threads=cfg.threads)
     tokens = text_tokens(ref, text, special=True)
-    n_ctx = fit_ctx(len(tokens), cfg.ppl_ctx)
+    try:
+        n_ctx = fit_ctx(len(tokens), cfg.ppl_ctx)
+    except TooLittleText as exc:  # a tiny test split: no quant figures, said so in the report
+        log(f"quants not measured: {exc}")
+        return {"F16": {"path": str(f16), "perplexity": {"ppl": None, "reason": str(exc)}}}
     out = {"F16": {"path": str(f16), "perplexity": asdict(perplexity(ref, tokens, n_ctx))}}
     for qtype, path in quants.items():
         q = open_model(path, n_ctx=cfg.ppl_ctx, threads=cfg.threads)

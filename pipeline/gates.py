@@ -80,7 +80,7 @@ def quant_kl_gate(quants: dict, cfg: GateConfig) -> Gate:
         if kl["kl_mean"] > limit:
             over.append(f"{qtype} is {kl['kl_mean'] - limit:.5f} nats over {limit}")
     if not checked:
-        return Gate("quant_kl", True, None, None, "no quant with a KL limit was built: skipped")
+        return Gate("quant_kl", True, None, None, "not judged: no quant with a KL limit measured")
     worst = max(quants[q]["kl"]["kl_mean"] for q, _ in cfg.kl_max if q in quants)
     message = "KL vs F16: " + ", ".join(checked) + ("" if not over else "; " + "; ".join(over))
     return Gate("quant_kl", not over, worst, None, message)

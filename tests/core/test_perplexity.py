@@ -70,3 +70,11 @@ def test_too_little_text_is_refused_with_the_number_needed():
     assert fit_ctx(300, 256) == 128
     with pytest.raises(TooLittleText, match="at least 32"):
         fit_ctx(20, 256)
+
+
+def test_a_test_split_too_small_gets_a_reason_not_a_crash(tiny_q4):
+    from pipeline.config import EvalConfig
+    from pipeline.eval_report import text_perplexity
+
+    out = text_perplexity(open_model(tiny_q4, n_ctx=256), "git status", EvalConfig())
+    assert out["ppl"] is None and "test split too small" in out["reason"]
