@@ -7,13 +7,11 @@ the tiny GGUFs, and the test reaches it only over loopback HTTP, as a client wou
 
 from __future__ import annotations
 
-import http.client
 import json
 import subprocess
 import sys
 import time
 from pathlib import Path
-from urllib.parse import urlsplit
 
 import pytest
 from typer.testing import CliRunner
@@ -28,13 +26,12 @@ from pipeline.serve import (
     server_status,
     stop_server,
 )
-from pipeline.serve_proxy import VERSION_HEADER
+from tests.core.test_serve import _chat  # one chat completion: status, version header, body
 
 pytestmark = pytest.mark.slow
 
 runner = CliRunner()
 SHIP = "model-Q4_K_M.gguf"  # the file `_serve_champion` serves from a version (default quant)
-CHAT = {"messages": [{"role": "user", "content": "hi"}], "max_tokens": 1, "temperature": 0.0}
 
 
 @pytest.fixture
@@ -66,19 +63,6 @@ def endpoint(registry, monkeypatch):
         stop_server(cfg.endpoint)
 
 
-def _chat(endpoint: str) -> tuple[int, str, str]:
-    """One chat completion through the stable endpoint: status, version header, model field."""
-    conn = http.client.HTTPConnection(urlsplit(endpoint).netloc, timeout=60)
-    try:
-        headers = {"Content-Type": "application/json"}
-        conn.request("POST", "/v1/chat/completions", json.dumps(CHAT), headers)
-        resp = conn.getresponse()
-        reply = json.loads(resp.read())
-        return resp.status, resp.getheader(VERSION_HEADER, ""), reply.get("model", "")
-    finally:
-        conn.close()
-
-
 def _assert_published(registry: Registry, version: str) -> None:
     """champion.json and latest.json both name `version`, with that version's own file."""
     assert registry.champion() == version
@@ -92,7 +76,8 @@ def _assert_published(registry: Registry, version: str) -> None:
 
 
 def _assert_serving(endpoint: str, registry: Registry, version: str) -> None:
-    assert _chat(endpoint) == (200, version, version)  # header and llama-server's --alias
+    status, header, reply = _chat(endpoint)
+    assert (status, header, reply["model"]) == (200, version, version)  # header and --alias
     current = server_status(endpoint)["current"]
     assert current["version"] == version
     assert Path(current["model"]) == (registry.version_dir(version) / SHIP).resolve()
