@@ -12,8 +12,9 @@ from pipeline.curate import CurateConfig, curate, skill_examples
 from pipeline.ingest import IngestIndex, collect_days, copy_sources, read_jsonl, write_day
 from pipeline.paths import atomic_write_text
 from pipeline.qualify import DIMENSIONS, Score, score_all, tier_counts
+from pipeline.ratings import RatingsError
 from pipeline.types import ChatExample, Conversation
-from pipeline.validate import validate, write_splits
+from pipeline.validate import ValidateConfig, validate, write_splits
 from resources import ArtifactStoreResource, WorkspaceResource
 
 DATA = "data"
@@ -56,8 +57,13 @@ def raw_sessions(
     days = context.partition_keys
     index_path = store.asset_dir("raw_sessions") / "index.json"
     index = IngestIndex.load(index_path)
+    if index.damaged:
+        context.log.warning(index.damaged)
     tz = ZoneInfo(TIMEZONE)
-    batch = collect_days(source, days, tz, ratings_url=workspace.ratings_url, index=index)
+    try:
+        batch = collect_days(source, days, tz, ratings_url=workspace.ratings_url, index=index)
+    except RatingsError as exc:  # its message names the database and the fix: no traceback
+        raise dg.Failure(str(exc)) from None
     for day, convs in batch.days.items():
         write_day(_day_dir(artifacts, "raw_sessions", day), convs, batch.report)
     index.save(index_path)  # after the days are written: a crash re-reads, never skips
@@ -71,6 +77,7 @@ def raw_sessions(
             "skipped_records": dg.MetadataValue.json(skipped),
             "copied_into_store": dg.MetadataValue.json(copied),
             "report": dg.MetadataValue.json(batch.report),
+            **({"ingest_index_rebuilt": index.damaged} if index.damaged else {}),
         }
     )
 
@@ -123,7 +130,9 @@ def qualified_scores(
     code_version="1",
 )
 def curated_chatml(
-    context: dg.AssetExecutionContext, artifacts: ArtifactStoreResource
+    context: dg.AssetExecutionContext,
+    workspace: WorkspaceResource,
+    artifacts: ArtifactStoreResource,
 ) -> dg.MaterializeResult:
     """Training examples in ChatML by strategy (A, B, D, rated), with provenance."""
     made: Counter[str] = Counter()
@@ -131,7 +140,8 @@ def curated_chatml(
     for day in context.partition_keys:
         folder = _day_dir(artifacts, "qualified_scores", day)
         scores = {r["conversation_id"]: Score(**r) for r in read_jsonl(folder / "scores.jsonl")}
-        examples, why = curate(_conversations(artifacts, day), scores, CurateConfig())
+        cfg = CurateConfig(scrub_skip_rules=tuple(workspace.scrub_skip_rules))
+        examples, why = curate(_conversations(artifacts, day), scores, cfg)
         text = "".join(json.dumps(e.to_json(), ensure_ascii=False) + "\n" for e in examples)
         atomic_write_text(_day_dir(artifacts, "curated_chatml", day) / "examples.jsonl", text)
         made.update(e.provenance["strategy"] for e in examples)
@@ -175,7 +185,8 @@ def validated_splits(
     base = store.current("base_model")
     if base is None:
         raise dg.Failure("base_model has no current version; its tokenizer measures lengths")
-    result = validate(examples, token_counter(model_dir_of(base)))
+    cfg = ValidateConfig(scrub_skip_rules=tuple(workspace.scrub_skip_rules))
+    result = validate(examples, token_counter(model_dir_of(base)), cfg)
     version = result.version()
     with store.write_version("validated_splits", version) as tmp:
         write_splits(result, tmp)

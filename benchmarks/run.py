@@ -41,6 +41,7 @@ def _sections(quick: bool) -> dict[str, Section]:
 
 TARGETS = {
     "session_extraction": ("mb_per_s", ">=", 20.0),
+    "scrub": ("speed_vs_head", ">=", 0.5),
     "dedup_vs_datasketch": ("speedup", ">=", 2.5),
     "validate_stage": ("examples_per_s", ">=", 10_000.0),
     "nightly_vs_backfill": ("ratio", "<=", 0.10),
@@ -71,6 +72,13 @@ def main() -> int:
             if name == "dedup_vs_datasketch":
                 figures["pass"] = figures["pass"] and figures["agreement"] >= 0.99
                 figures["target"] += " and agreement >= 0.99"
+            if name == "scrub":
+                figures["pass"] = (
+                    figures["pass"]
+                    and figures["recall"] >= 0.99
+                    and figures["benign_unchanged"] >= 0.95
+                )
+                figures["target"] += " and recall >= 0.99 and benign_unchanged >= 0.95"
             ok = ok and figures["pass"]
         results["sections"][name] = figures
         print(f"[bench] {name}: {json.dumps(figures)}", flush=True)

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import json
 from collections import Counter
+from dataclasses import dataclass
 from pathlib import Path
 
 from pipeline.dedup import DedupConfig, dedup
-from pipeline.scrub import find_secrets
+from pipeline.secret_audit import Hit, scan_texts, scrubber_hits
 from pipeline.split import SPLITS, leaks
 from pipeline.types import ChatExample
 from pipeline.validate import chatml_text, format_problem
@@ -57,12 +58,42 @@ def leakage(folder: Path, dedup_cfg: DedupConfig = DedupConfig()) -> dict[str, i
     }
 
 
-def secrets_left(folder: Path) -> Counter[str]:
-    """Findings of the scrubber's own detectors in the written splits, by kind."""
-    splits, _ = load_splits(folder)
-    found: Counter[str] = Counter()
-    for rows in splits.values():
-        for ex in rows:
-            for m in ex.messages:
-                found.update(f.kind for f in find_secrets(m["content"]))
-    return found
+@dataclass(frozen=True)
+class Leak:
+    """A secret left in a split: the rule that found it and where, never the value."""
+
+    rule: str  # "detect-secrets:<plugin>" or "scrubber:<rule id>"
+    split: str
+    line: int  # line of `<split>.jsonl`, 1-based
+    example: str  # the example's conversation id
+    message: int  # index of the message in the example; -1 for a line that does not parse
+    message_line: int  # line within that message's text, 1-based
+
+    def where(self) -> str:
+        msg = f"message {self.message} line {self.message_line}" if self.message >= 0 else "raw"
+        return f"{self.split}.jsonl:{self.line} (example {self.example or '?'}, {msg})"
+
+
+def secrets_left(folder: Path, skip: frozenset[str] = frozenset()) -> list[Leak]:
+    """What either scanner finds in the written splits: the scrubber's own rules (less those in
+    `skip`, as the splits were scrubbed) and detect-secrets, which shares none of them."""
+    texts: list[str] = []
+    places: list[tuple[str, int, str, int]] = []
+    for split in SPLITS:
+        path = folder / f"{split}.jsonl"
+        lines = path.read_text(encoding="utf-8").splitlines() if path.is_file() else []
+        for number, line in enumerate(lines, 1):
+            try:
+                ex = ChatExample.from_json(json.loads(line))
+                contents = [m["content"] for m in ex.messages]
+                example, first = str(ex.provenance.get("conversation", "")), 0
+            except (ValueError, KeyError, TypeError, AttributeError):
+                contents, example, first = [line], "", -1  # unparseable: scanned as it is
+            for i, content in enumerate(contents, first):
+                texts.append(content if isinstance(content, str) else json.dumps(content))
+                places.append((split, number, example, i))
+    leaks: list[Leak] = []
+    for text, place, found in zip(texts, places, scan_texts(texts), strict=True):
+        hits: list[Hit] = scrubber_hits(text, skip) + found
+        leaks += [Leak(h.rule, *place, h.line) for h in hits]
+    return leaks

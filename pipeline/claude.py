@@ -22,7 +22,7 @@ from typing import Any
 import anthropic
 
 from pipeline.paths import atomic_write_text
-from pipeline.scrub import find_secrets
+from pipeline.secret_audit import audit_text
 
 CACHE_WRITE = 1.25  # a 5-minute prompt-cache write costs 1.25x input
 CACHE_READ = 0.10  # a prompt-cache read costs a tenth of input
@@ -58,7 +58,8 @@ def prices_for(model: str, override: Prices | None = None) -> Prices:
 
 
 class SecretInRequest(ValueError):
-    """The scrubber still finds a secret or personal data in text meant for the API."""
+    """The scrubber's rules or detect-secrets still find a secret or personal data in text
+    meant for the API."""
 
 
 @dataclass(frozen=True)
@@ -109,6 +110,9 @@ class ClaudeConfig:
     poll_interval_s: float = 30.0  # between looks at a running batch
     max_batch_wait_s: float = 24 * 3600.0  # batches expire after 24 hours anyway
     prices: Prices | None = None  # for a model missing from PRICES
+    # Scrubber rule ids the secret check leaves out, as in ValidateConfig.scrub_skip_rules;
+    # detect-secrets still runs on every request.
+    scrub_skip_rules: tuple[str, ...] = ()
 
 
 def request_params(ask: Ask, model: str) -> dict[str, Any]:
@@ -211,10 +215,17 @@ class ClaudeClient:
     # -- preparing -----------------------------------------------------------------------
 
     def check_text(self, ask: Ask) -> None:
-        """Refuse text the scrubber still finds secrets or personal data in."""
-        kinds = sorted({f.kind for t in (ask.system, ask.prompt) for f in find_secrets(t)})
-        if kinds:
-            raise SecretInRequest(f"request refused, the scrubber finds: {', '.join(kinds)}")
+        """Refuse text in which either scanner finds a secret or personal data; the message
+        names the rules and lines, never the value."""
+        found = sorted(
+            {
+                f"{h.rule} ({part} line {h.line})"
+                for part, text in (("system", ask.system), ("prompt", ask.prompt))
+                for h in audit_text(text, frozenset(self.cfg.scrub_skip_rules))
+            }
+        )
+        if found:
+            raise SecretInRequest(f"request refused, secrets found: {', '.join(found)}")
 
     def _count_tokens(self, pending: _Pending) -> int:
         params = pending.params

@@ -17,13 +17,16 @@ import re
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 import yaml
 
 from pipeline.qualify import Score
+from pipeline.structured import scrub_structured
 from pipeline.types import ChatExample, Conversation, Turn
 
 Message = dict[str, str]
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -34,6 +37,13 @@ class CurateConfig:
     max_exchanges: int = 4  # human-led exchanges per multi-turn window
     include_thinking: bool = False  # thinking as <think> text; off: small models imitate it badly
     max_tool_chars: int = 2_000  # a tool result longer than this is cut in the example
+    # Tool inputs and results are scrubbed here, before serializing nests them in JSON and the
+    # cut splits a key in two; ids as in ValidateConfig.scrub_skip_rules.
+    scrub_skip_rules: tuple[str, ...] = ()
+
+
+def _scrubbed(value: T, cfg: CurateConfig) -> T:
+    return scrub_structured(value, frozenset(cfg.scrub_skip_rules))[0]
 
 
 def _tool_call(name: str, arguments: object) -> str:
@@ -48,7 +58,7 @@ def render_turn(turn: Turn, cfg: CurateConfig) -> Message | None:
         parts = []
         for b in turn.blocks:
             if b.kind == "tool_result":
-                body = b.text[: cfg.max_tool_chars]
+                body = _scrubbed(b.text, cfg)[: cfg.max_tool_chars]
                 tag = "tool_error" if b.is_error else "tool_response"
                 parts.append(f"<{tag}>\n{body}\n</{tag}>")
         return {"role": "user", "content": "\n".join(parts)} if parts else None
@@ -60,7 +70,7 @@ def render_turn(turn: Turn, cfg: CurateConfig) -> Message | None:
             elif b.kind == "text" and b.text.strip():
                 parts.append(b.text)
             elif b.kind == "tool_use":
-                parts.append(_tool_call(b.tool_name, b.tool_input or {}))
+                parts.append(_tool_call(b.tool_name, _scrubbed(b.tool_input or {}, cfg)))
         return {"role": "assistant", "content": "\n".join(parts)} if parts else None
     return None
 

@@ -45,6 +45,13 @@ _KEYWORD_RES = tuple(
         r"ws(?<=aws)",
     )
 )
+# RE2 patterns matching wherever each of _KEYWORD_RES can (case-insensitive on the original
+# text): the keyword, the rest of the name, then a separator and the start of a value.
+_PREFILTER_TAIL = r"[a-z0-9_.-]*[\\\"'\]]{0,3}[ \t]*[:=][ \t]*[^\s,;&)\]}]"
+ENV_PREFILTERS = tuple(
+    f"(?i)(?:{keywords}){_PREFILTER_TAIL}"
+    for keywords in ("key|token", "cred|secret", "pass|pwd|private", "auth", "aws")
+)
 _NAME_CHARS = string.ascii_lowercase + string.digits + "_.-"  # of a name, lowercased
 _WORD_RE = re.compile(r"[A-Z]+(?![a-z])|[A-Z]?[a-z]+")  # digits carry no meaning
 # After the name: closing quotes or brackets (`"name":`, `d["name"] =`), the separator, then a
@@ -52,8 +59,8 @@ _WORD_RE = re.compile(r"[A-Z]+(?![a-z])|[A-Z]?[a-z]+")  # digits carry no meanin
 _VALUE_RE = re.compile(
     r"""(?P<close>[\\"'\]]{0,3})(?P<pre>[ \t]*)(?P<sep>:=|=>|=(?!=)|:(?![:/]))(?P<post>[ \t]*)@?"""
     r"""(?:(?:[rbuRBU]{1,2}(?=\\?["']))?"""  # a Python string prefix
-    r"""(?P<bs>\\?)(?P<q>["'`])(?P<qv>[^\r\n]{0,4096}?)(?P=bs)(?P=q)"""
-    r"""|(?P<v>[^\s"'`,;&)\]}]{1,4096}))"""
+    r"""(?P<bs>\\?)(?P<q>["'`])(?P<qv>[^\r\n]{0,1024}?)(?P=bs)(?P=q)"""
+    r"""|(?P<v>[^\s"'`,;&)\]}]{1,256}))"""
 )
 _COLON_END_RE = re.compile(r"""[\\"',;)\]}]|[ \t]*(?:$|#|//)""", re.MULTILINE)
 
@@ -113,9 +120,43 @@ _NOT_A_VALUE_RE = re.compile(
     )
 )
 # Names in code: letters only, snake_case (`token_ids_0`), or dotted (`settings.SECRET_KEY`).
-_IDENTIFIER_RE = re.compile(r"[A-Za-z_]+|[A-Za-z_]\w*_\w*|[A-Za-z_$][\w$]*(?:\.[A-Za-z_$][\w$]*)+")
+# (`[A-Za-z_]\w*` with an underscore after its first character is tested apart: `\w*_\w*`
+# backtracks quadratically on long values.)
+_IDENTIFIER_RE = re.compile(r"[A-Za-z_]+|[A-Za-z_$][\w$]*+(?:\.[A-Za-z_$][\w$]*+)+")
+_WORD_RE_FULL = re.compile(r"[A-Za-z_]\w*+")
+_ASSIGNED = re.compile(r"[A-Za-z_][\w.]*=[^=]")
 _AWS_SECRET_RE = re.compile(r"[A-Za-z0-9/+]{40}")
 _NUMBER_RE = re.compile(r"[\d_.,:+-]+")
+
+
+def _identifier(value: str) -> bool:
+    """A name in code: letters only, snake_case (`token_ids_0`), or dotted (`settings.KEY`)."""
+    if _IDENTIFIER_RE.fullmatch(value):
+        return True
+    return "_" in value[1:] and bool(_WORD_RE_FULL.fullmatch(value))
+
+
+def _bare_password(value: str) -> bool:
+    """`password: correcthorsebatterystaple`: one long word after a password name is the
+    password (recall first), unless it reads as a variable (`userPassword`, `pwd_hash`)."""
+    low = value.lower()
+    return (
+        len(value) >= 8
+        and value.isalnum()
+        and (value.islower() or value.isupper() or not value[0].islower())  # not camelCase
+        and not any(w in low for w in ("pass", "pwd", "word", "secret", "hash", "cred"))
+    )
+
+
+def literal_value(value: str, quoted: bool) -> bool:
+    """Whether a value after a secret-like name looks like a literal secret rather than code,
+    a reference, a placeholder or a trivial word; the generic betterleaks rules ask this."""
+    if len(value) < 4 or value.lower() in _TRIVIAL or _NOT_A_VALUE_RE.search(value):
+        return False
+    if quoted:
+        return True
+    # Code: calls, subscripts, names, and assignments (`partition_key=None` after a comma).
+    return not (any(c in value for c in "()[]{}") or _identifier(value) or _ASSIGNED.match(value))
 
 
 def _words(name: str) -> list[str]:
@@ -168,7 +209,7 @@ def _kind(text: str, name: str, m: re.Match[str]) -> str | None:
             return None
         # Unquoted names are literal in a .env line, but elsewhere they are mostly variable or
         # type names: `password=password`, `token: SecretStr`, `token_ids=token_ids_0`.
-        if not env_line and _IDENTIFIER_RE.fullmatch(value):
+        if not env_line and _identifier(value) and not (phrase and _bare_password(value)):
             return None
     if not phrase:
         # Keys and tokens have no spaces ("torch.Tensor | None" is a type) and, outside .env
@@ -181,16 +222,20 @@ def _kind(text: str, name: str, m: re.Match[str]) -> str | None:
     return None if _NOT_A_VALUE_RE.search(value) else "env_value"
 
 
-def env_findings(text: str, low: str) -> list[tuple[str, Span]]:
+def env_findings(text: str, low: str, which: list[int] | None = None) -> list[tuple[str, Span]]:
     """(kind, span of the value) for each secret-named assignment; `low` is `text` lowercased
-    with the same length."""
+    with the same length; `which` the keywords to look for (indices into ENV_PREFILTERS)."""
     found: list[tuple[str, Span]] = []
     seen: set[int] = set()
     # Our own placeholders (`<SECRET:kind>`) read like `SECRET: kind`; step over them.
     ours = [m.span() for m in PLACEHOLDER_RE.finditer(text)] if "<SECRET:" in text else []
-    for regex in _KEYWORD_RES:
+    for i in range(len(_KEYWORD_RES)) if which is None else which:
+        regex = _KEYWORD_RES[i]
+        covered = 0  # the end of the last value found: names inside it are part of the secret
         for hit in matches(regex, low):
             start, end = hit.start(), hit.end("rest")
+            if start < covered:
+                continue  # `password=password=...`: rescanning from each would be quadratic
             i = bisect.bisect_right(ours, (start, len(text))) - 1
             if end in seen or (i >= 0 and start < ours[i][1]):
                 continue  # a name already seen through another of its keywords, or ours
@@ -202,6 +247,7 @@ def env_findings(text: str, low: str) -> list[tuple[str, Span]]:
             kind = _kind(text, name, m) if m else None
             if kind:
                 found.append((kind, m.span("qv" if m.group("q") is not None else "v")))
+                covered = found[-1][1][1]
     return found
 
 

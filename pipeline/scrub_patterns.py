@@ -104,10 +104,14 @@ class Rule:
         kind: str,
         regex: re.Pattern[str],
         check: Callable[[str], bool],
+        prefilter: str,
         lower: bool = False,
         gate: str = "",
     ) -> None:
         self.kind, self.regex, self.check = kind, regex, check
+        # An RE2 pattern that matches wherever `regex` can (no lookbehind): the scrubber's one
+        # set pass over a text runs this rule only where it does.
+        self.prefilter = prefilter
         self.lower = lower  # match on the lowercased text, check the original
         self.gate = gate  # a long literal the match contains: `in` skips clean text faster
         # The secret is group `s` if there is one, else the match; any other named group is a
@@ -129,23 +133,36 @@ class Rule:
 
 
 _PEM_LABEL = r"-----{}[ A-Z0-9_-]{{0,60}}PRIVATE KEY(?: BLOCK)?-----"
-# A line break as written, or escaped inside a JSON or Python string literal.
-_BREAK = r"[ \t]*(?:\r?\n|\\r\\n|\\n)[ \t]*"
+# A line break as written, or escaped once or twice inside JSON or Python string literals
+# (a service-account JSON written by a tool and serialized again: `\\n`, `\\\\n`).
+_BREAK = r"[ \t]*(?:\r?\n|(?:\\{1,3}r)?\\{1,3}n)[ \t]*"
 _PRIVATE_KEY_RE = re.compile(
     _PEM_LABEL.format("BEGIN")
     # PEM and PGP armour headers, then base64 lines; spaces only before a long base64 run, so
     # prose after a truncated block is not swallowed.
     + rf"(?:{_BREAK}(?:Proc-Type|DEK-Info|Version|Comment|Hash|Charset):[^\r\n\\]*)*"
+    # PGP armour: a blank line between the headers and the body.
+    + rf"(?:{_BREAK}(?={_BREAK}))?"
     + rf"(?:(?:{_BREAK}|[ \t]+(?=[A-Za-z0-9+/=]{{16}}))[A-Za-z0-9+/=]+)+"
     + rf"(?:(?:{_BREAK}|[ \t]*){_PEM_LABEL.format('END')})?"
 )
 _AUTH_VALUE = r"(?P<s>[a-z0-9._~+/=@-]{8,})"  # on lowercased text
+# A key's header with no body after it (cut off, or pasted alone), and PuTTY key files: the
+# audit's scanner flags both wherever they stand but in code, quoted (a closer follows).
+_NOT_QUOTED = r"""(?!-*[ ]*["'`),;])"""
+_KEY_HEADER_RE = re.compile(
+    r"(?:-{2,})?BEGIN[ A-Z0-9_-]{0,60}PRIVATE KEY(?: BLOCK)?" + _NOT_QUOTED + "(?:-{2,})?"
+)
+_PUTTY_RE = re.compile(
+    r"PuTTY-User-Key-File-\d+" + _NOT_QUOTED
+    + r"[^\r\n]*(?:\r?\n(?:[A-Za-z-]{1,40}:[^\r\n]*|[A-Za-z0-9+/=]{16,}))*"
+)  # fmt: skip
 
 # In priority order: where two findings overlap, the earlier rule wins. Each pattern opens with
 # a literal and checks the character before it by lookbehind: `re` then jumps from one
 # occurrence of the literal to the next, which keeps clean text cheap.
 RULES: tuple[Rule, ...] = (
-    Rule("private_key", _PRIVATE_KEY_RE, lambda s: True, gate="PRIVATE KEY"),
+    Rule("private_key", _PRIVATE_KEY_RE, lambda s: True, "PRIVATE KEY", gate="PRIVATE KEY"),
     # One scan for both: `sk-ant-...` is Anthropic's, any other `sk-...` OpenAI's.
     Rule(
         "openai_key",
@@ -154,6 +171,7 @@ RULES: tuple[Rule, ...] = (
             r"|(?!ant-)(?:proj-|svcacct-|admin-|None-)?)[A-Za-z0-9_-]{20,}"
         ),
         _random_token,
+        "sk-",
     ),
     Rule(
         "github_token",
@@ -162,16 +180,19 @@ RULES: tuple[Rule, ...] = (
             r"(?![A-Za-z0-9_])"
         ),
         _not_masked,
+        "gh[pousr]_|github_pat_",
     ),
     Rule(
         "hf_token",
         re.compile(r"hf_(?<![A-Za-z0-9_]hf_)[A-Za-z0-9]{30,40}(?![A-Za-z0-9_])"),
         _hf_token,
+        "hf_",
     ),
     Rule(
         "aws_access_key_id",
         re.compile(r"A(?<![A-Za-z0-9]A)(?:3T[A-Z0-9]|KIA|SIA|BIA|CCA)[A-Z0-9]{16}(?![A-Za-z0-9])"),
         _aws_key_id,
+        "A(?:3T[A-Z0-9]|KIA|SIA|BIA|CCA)",
     ),
     Rule(
         "jwt",
@@ -180,6 +201,7 @@ RULES: tuple[Rule, ...] = (
             r"(?:\.[A-Za-z0-9_-]{8,}={0,2})?"
         ),
         lambda s: True,
+        r"ey[A-Za-z0-9_-]{12,}={0,2}\.ey",
     ),
     Rule(
         "url_password",
@@ -187,11 +209,15 @@ RULES: tuple[Rule, ...] = (
             r"://(?<=[A-Za-z0-9]://)[^\s:/?#@\"'<>]*:(?P<s>[^\s/?#\"'<>]+)@[A-Za-z0-9._~%\[\]-]+"
         ),
         _url_password,
+        r"://[^\s:/?#@\"'<>]*:[^\s/?#\"'<>]+@[A-Za-z0-9._~%\[\]-]",
     ),
+    Rule("private_key", _KEY_HEADER_RE, lambda s: True, "PRIVATE KEY", gate="PRIVATE KEY"),
+    Rule("private_key", _PUTTY_RE, lambda s: True, "PuTTY-User-Key-File-", gate="PuTTY"),
     Rule(
         "bearer_token",
         re.compile(r"bearer(?<![a-z0-9_]bearer)[ \t]+" + _AUTH_VALUE),
         _auth_credential,
+        r"(?i)bearer[ \t]",
         lower=True,
         gate="bearer",
     ),
@@ -202,6 +228,7 @@ RULES: tuple[Rule, ...] = (
             r"(?:(?:bearer|basic|token|api-token|digest)[ \t]+)?" + _AUTH_VALUE
         ),
         _auth_credential,
+        "(?i)authorization",
         lower=True,
         gate="authorization",
     ),

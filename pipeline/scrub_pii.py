@@ -23,6 +23,20 @@ _FILE_EXTENSIONS = word_set(
 )
 
 
+# RE2 patterns matching wherever an address can be, and each phone pattern below can (no
+# lookbehind: the character before is consumed instead). `_D` holds Python's `\d` (Unicode
+# digits) with every non-ASCII character: far fewer DFA states than `\p{Nd}`.
+_D = r"[0-9\x{80}-\x{10ffff}]"
+EMAIL_PREFILTER = r"(?:[A-Za-z0-9._%+-]|[^\x00-\x7f])@[A-Za-z0-9_-]+\.[A-Za-z]{2}"
+PHONE_PREFILTERS = (
+    r"\+[1-9]",
+    r"\([2-9][^)]{2}\)",
+    rf"(?:^|[^\w+.:/#@$-])0[1-9]{_D}{{0,3}}[ .-]{_D}{{2}}",
+    rf"[2-9]{_D}{_D}-{_D}{{3}}-{_D}{{4}}",
+    rf"[2-9]{_D}{_D}\.{_D}{{3}}\.{_D}{{4}}",
+)
+
+
 def email_spans(text: str) -> list[Span]:
     # Anchored on each `@`: scanning for the local part from every position would be slow.
     found = []
@@ -79,22 +93,27 @@ _SEPARATED_RES = tuple(
 )
 
 
-def phone_spans(text: str) -> list[Span]:
+def phone_spans(text: str, which: list[int] | None = None) -> list[Span]:
+    """Phone numbers in `text`, of the shapes in `which` (indices into PHONE_PREFILTERS)."""
     found = []
-    for m in matches(_INTERNATIONAL_RE, text):
-        digits = sum(c.isdigit() for c in m[0])
-        spaced = any(not c.isdigit() for c in m[0][1:])
-        # E.164 allows at most 15 digits; unseparated runs need 10 to tell them from counters,
-        # and one dot makes a signed decimal (`+1.12345679`).
-        if 8 <= digits <= 15 and (spaced or digits >= 10) and m[0].count(".") != 1:
-            found.append(m.span())
-    for regex in _NATIONAL_RES:
-        for m in matches(regex, text):
-            if m[0][0] == "(" or _european(m[0]):
+    shapes = range(len(PHONE_PREFILTERS)) if which is None else which
+    if 0 in shapes:
+        for m in matches(_INTERNATIONAL_RE, text):
+            digits = sum(c.isdigit() for c in m[0])
+            spaced = any(not c.isdigit() for c in m[0][1:])
+            # E.164 allows at most 15 digits; unseparated runs need 10 to tell them from
+            # counters, and one dot makes a signed decimal (`+1.12345679`).
+            if 8 <= digits <= 15 and (spaced or digits >= 10) and m[0].count(".") != 1:
                 found.append(m.span())
-    for regex in _SEPARATED_RES:
-        for m in matches(regex, text):
-            found.append((m.start() - 3, m.end()))
+    for shape, regex in ((1, _NATIONAL_RES[0]), (2, _NATIONAL_RES[1])):
+        if shape in shapes:
+            for m in matches(regex, text):
+                if m[0][0] == "(" or _european(m[0]):
+                    found.append(m.span())
+    for shape, regex in ((3, _SEPARATED_RES[0]), (4, _SEPARATED_RES[1])):
+        if shape in shapes:
+            for m in matches(regex, text):
+                found.append((m.start() - 3, m.end()))
     return found
 
 

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from pipeline.dedup import DedupConfig, dedup
-from pipeline.scrub import scrub_text
+from pipeline.scrub import check_rule_ids, scrub_text
 from pipeline.split import SPLITS, SplitConfig, assign_splits, leakage_groups, leaks
 from pipeline.types import ChatExample
 
@@ -29,6 +29,11 @@ class ValidateConfig:
     min_messages: int = 2
     dedup: DedupConfig = field(default_factory=DedupConfig)
     split: SplitConfig = field(default_factory=SplitConfig)
+    # Scrubber rule ids to turn off (false positives in your own code); see pipeline.scrub.rule_ids
+    scrub_skip_rules: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        check_rule_ids(self.scrub_skip_rules)  # an unknown id fails here, naming close ones
 
 
 @dataclass
@@ -109,12 +114,13 @@ def validate(
 
     # 2. scrub: every message's text, which includes rendered tool inputs and results
     found: Counter[str] = Counter()
+    skip = check_rule_ids(cfg.scrub_skip_rules)
     scrubbed_examples = 0
     clean: list[ChatExample] = []
     for ex in kept:
         messages = []
         for m in ex.messages:
-            text, counts = scrub_text(m["content"])
+            text, counts = scrub_text(m["content"], skip)
             messages.append({**m, "content": text})
             found.update(counts)
         scrubbed_examples += messages != ex.messages

@@ -10,6 +10,12 @@ class WorkspaceResource(dg.ConfigurableResource):
     projects_dir: str = Field(default="~/.claude/projects", description="Claude Code logs.")
     skills_dir: str = Field(default="~/.claude/skills", description="skills/*/SKILL.md")
     ratings_url: str | None = Field(default=None, description="SQLAlchemy URL of ratings.")
+    scrub_skip_rules: list[str] = Field(
+        default_factory=list,
+        description="Scrubber rule ids to turn off (false positives in your own text); the ids"
+        " are listed by `pipeline.scrub.rule_ids()`. The blocking secrets check still runs"
+        " detect-secrets on everything.",
+    )
 
     def projects_path(self) -> Path:
         return Path(self.projects_dir).expanduser()

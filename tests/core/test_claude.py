@@ -20,6 +20,7 @@ from pipeline.claude import (
     request_key,
     request_params,
 )
+from pipeline.scrub import find_secrets
 from tests.anthropic_server import API_KEY, AnthropicServer, FakeAnthropic, tokens
 
 SYSTEM = "You improve answers. " * 20
@@ -126,12 +127,32 @@ def test_the_budget_stops_work_at_the_limit(url, fake, tmp_path):
 def test_text_with_a_secret_is_refused_before_anything_is_sent(url, fake, tmp_path):
     claude = client(url, tmp_path)
     leaky = Ask(SYSTEM, f"why does this fail?\n{SECRET}")
-    with pytest.raises(SecretInRequest, match="anthropic_key"):
+    with pytest.raises(SecretInRequest, match="AnthropicKeyDetector") as refused:
         claude.ask(leaky)
+    assert "sk-ant-" not in str(refused.value)  # the rule and the line, never the value
     answers = claude.run([leaky, asks(1)[0]], batch=False)
     assert [a.status for a in answers] == ["refused", "ok"]
     assert all(SECRET not in str(b) for b in fake.bodies)
     assert claude.usage.refused == 1
+
+
+def test_a_secret_our_rules_miss_is_refused_by_detect_secrets_before_anything_is_sent(
+    url, fake, tmp_path
+):
+    stripe = "sk_live_" + "Zk3j9Qp2Lx7Vb4Nm8Rt6Wy1H"
+    bot = "7391046285:" + "AAHk3j9Qp2Lx7Vb4Nm8Rt6Wy1Hs5Df0GcQz"  # a Telegram bot token
+    skip = tuple(f.rule for f in find_secrets(stripe))  # our rules made to miss the Stripe key
+    claude = client(url, tmp_path, scrub_skip_rules=skip)
+    leaky = [Ask(SYSTEM, f"charge fails:\nstripe.api_key = {stripe}"), Ask(SYSTEM, f"bot {bot}")]
+    with pytest.raises(SecretInRequest, match=r"detect-secrets:StripeDetector \(prompt line 2\)"):
+        claude.ask(leaky[0])
+    with pytest.raises(SecretInRequest, match="detect-secrets:TelegramBotTokenDetector"):
+        claude.ask(leaky[1])
+    answers = claude.run(leaky, batch=True)
+    assert [a.status for a in answers] == ["refused", "refused"]
+    assert "scrubber:" not in answers[0].reason and stripe not in answers[0].reason
+    assert fake.calls == [] and fake.bodies == []  # not even a token count went out
+    assert claude.usage.refused == 2 and claude.usage.requests == 0
 
 
 def test_rate_limits_are_retried_by_the_sdk(url, fake, tmp_path):

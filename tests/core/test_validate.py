@@ -66,7 +66,7 @@ def test_written_splits_pass_every_audit(tmp_path):
         "identical_texts": 0,
         "near_duplicate_clusters": 0,
     }
-    assert secrets_left(tmp_path) == {}
+    assert secrets_left(tmp_path) == []
     train = [json.loads(x) for x in (tmp_path / "train.jsonl").read_text().splitlines()]
     assert set(train[0]) == {"messages", "provenance"}  # mlx-lm reads `messages`, ignores the rest
     assert 250 <= len(train) <= 290
@@ -86,7 +86,8 @@ def test_audits_catch_what_they_guard(tmp_path):
         )
     found = leakage(tmp_path)
     assert found["components"] == 1 and found["identical_texts"] == 1
-    assert secrets_left(tmp_path)["email"] == 1
+    [leak] = secrets_left(tmp_path)
+    assert (leak.rule, leak.split, leak.line, leak.message) == ("scrubber:email", "test", 1, 1)
     (tmp_path / "test.jsonl").write_text(
         '{"messages": [{"role": "user", "content": "q"}]}\nnot json\n'
     )
