@@ -34,22 +34,28 @@ app.add_typer(serve_app, name="serve")
 
 
 def _serve_champion(version: str, version_dir: Path) -> None:
-    """After a rollback, the running model server (if any) swaps to the champion's quant."""
+    """After a rollback, the running model server (if any) swaps to the champion, which it
+    resolves and verifies in its own registry: that must be the one the rollback moved."""
     from pipeline.serve import ServeConfig, request_swap, server_status
 
     port = int(os.environ.get("NIGHTSHIFT_SERVE_PORT", "8080"))
-    endpoint = ServeConfig(port=port).endpoint
-    manifest = json.loads((version_dir / "manifest.json").read_text())
-    quant = manifest.get("config", {}).get("eval", {}).get("ship_quant", "Q4_K_M")  # as evaluated
-    model = version_dir / f"model-{quant}.gguf"
+    cfg = ServeConfig(port=port, registry=version_dir.parent)
     try:
-        server_status(endpoint)
+        status = server_status(cfg.endpoint)
     except OSError:
-        typer.echo(f"no model server answers at {endpoint}; serve {version} with:")
-        typer.echo(f"  nightshift serve start {model} --version {version} --port {port}")
+        default = ServeConfig().registry_root
+        where = "" if cfg.registry_root == default else f" --registry {cfg.registry_root}"
+        typer.echo(f"no model server answers at {cfg.endpoint}; serve {version} with:")
+        typer.echo(f"  nightshift serve start {version} --port {port}{where}")
         return
-    result = request_swap(endpoint, model, version)
-    typer.echo(f"serving {version} at {endpoint} (healthy after {result.get('health_s')} s)")
+    if status.get("registry") != str(cfg.registry_root):
+        raise RuntimeError(
+            f"the model server at {cfg.endpoint} serves the registry {status.get('registry')}, "
+            f"not {cfg.registry_root}; stop it (`nightshift serve stop --port {port}`) and "
+            f"run `nightshift serve start {version} --port {port} --registry {cfg.registry_root}`"
+        )
+    result = request_swap(cfg.endpoint, version)
+    typer.echo(f"serving {version} at {cfg.endpoint} (healthy after {result.get('health_s')} s)")
 
 
 app.command("rollback")(rollback_command(on_champion=_serve_champion))

@@ -1,4 +1,8 @@
-"""`nightshift serve`: the stable local endpoint, and swaps and rollbacks on a running one."""
+"""`nightshift serve`: the stable local endpoint, and swaps and rollbacks on a running one.
+
+Swaps and rollbacks send the serving token from `$NIGHTSHIFT_HOME/serve.token` (made on first
+need, readable by you only); by hand: `curl -H "Authorization: Bearer $(cat FILE)" ...`.
+"""
 
 from __future__ import annotations
 
@@ -17,6 +21,7 @@ from pipeline.serve import (
     server_status,
     stop_server,
 )
+from pipeline.serve_token import TokenError
 
 serve_app = typer.Typer(
     no_args_is_help=True, add_completion=False, help="Serve the deployed model on one endpoint."
@@ -37,23 +42,43 @@ def _fail(message: str) -> None:
 
 @serve_app.command("start")
 def start(
-    model: Annotated[
-        Path | None, typer.Argument(help="Model to serve first; default: what served last.")
+    version: Annotated[
+        str | None,
+        typer.Argument(help="Registry version to serve first (v3); default: what served last."),
     ] = None,
-    version: Annotated[str | None, typer.Option(help="Version name; default: file stem.")] = None,
     host: Host = "127.0.0.1",
     port: Port = 8080,
     threads: Annotated[int, typer.Option(help="Compute threads per model server.")] = 2,
     ctx: Annotated[int, typer.Option(help="Context tokens per model server.")] = 512,
     backend: Annotated[str, typer.Option(help=f"One of {', '.join(BACKENDS)}.")] = BACKENDS[0],
+    registry: Annotated[
+        Path | None,
+        typer.Option(help="Registry to serve from; default: $NIGHTSHIFT_HOME/artifacts/registry."),
+    ] = None,
+    cors_origin: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--cors-origin",
+            help="A web origin (http://localhost:3000) whose pages may call the endpoint from a "
+            "browser; repeatable. None by default: other web pages are refused.",
+        ),
+    ] = None,
 ) -> None:
     """Run the stable endpoint in the foreground until Ctrl-C or SIGTERM."""
     from pipeline.serve_proxy import serve_forever
 
     try:
-        cfg = ServeConfig(host=host, port=port, threads=threads, ctx=ctx, backend=backend)
-        serve_forever(cfg, model, version, progress=lambda line: typer.echo(line, err=True))
-    except (SwapError, OSError, ValueError) as exc:
+        cfg = ServeConfig(
+            host=host,
+            port=port,
+            threads=threads,
+            ctx=ctx,
+            backend=backend,
+            registry=registry,
+            cors_origins=tuple(cors_origin or ()),
+        )
+        serve_forever(cfg, version, progress=lambda line: typer.echo(line, err=True))
+    except (SwapError, TokenError, OSError, ValueError) as exc:
         _fail(str(exc))
 
 
@@ -68,15 +93,14 @@ def status(host: Host = "127.0.0.1", port: Port = 8080) -> None:
 
 @serve_app.command("swap")
 def swap(
-    model: Annotated[Path, typer.Argument(help="The GGUF (or MLX directory) to serve.")],
-    version: Annotated[str, typer.Option(help="The version name clients will see.")],
+    version: Annotated[str, typer.Argument(help="The registry version to serve (v3).")],
     host: Host = "127.0.0.1",
     port: Port = 8080,
 ) -> None:
-    """Swap the running endpoint to MODEL; on failure the old model keeps serving."""
+    """Swap the running endpoint to registry VERSION; on failure the old model keeps serving."""
     try:
-        typer.echo(json.dumps(request_swap(_endpoint(host, port), model, version), indent=2))
-    except (SwapError, OSError) as exc:
+        typer.echo(json.dumps(request_swap(_endpoint(host, port), version), indent=2))
+    except (SwapError, TokenError, OSError) as exc:
         _fail(str(exc))
 
 
@@ -85,7 +109,7 @@ def rollback(host: Host = "127.0.0.1", port: Port = 8080) -> None:
     """Swap back to the previous deployment, by the same path as a swap."""
     try:
         typer.echo(json.dumps(request_rollback(_endpoint(host, port)), indent=2))
-    except (SwapError, OSError) as exc:
+    except (SwapError, TokenError, OSError) as exc:
         _fail(str(exc))
 
 

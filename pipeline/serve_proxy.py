@@ -1,10 +1,15 @@
 """The stable endpoint: a threaded reverse proxy to the current backend, plus swap control.
 
-Every request is forwarded as it came (method, path, headers, body) to the backend that is
-current when it arrives, and finishes there even if a swap happens meanwhile; responses
+Every request is first checked (`serve_guard`): its Host must be a loopback name (DNS
+rebinding) and its Origin, if any, allowlisted or the endpoint's own; otherwise 403. CORS
+headers are sent only to allowlisted origins, and the backend's own are dropped.
+
+Admitted requests are forwarded as they came (method, path, headers, body) to the backend that
+is current when they arrive, and finish there even if a swap happens meanwhile; responses
 without a length (streamed completions) are relayed chunk by chunk as they arrive.
-`/nightshift/status`, `/nightshift/swap` and `/nightshift/rollback` are answered here, the
-last two only from loopback.
+`/nightshift/status` is answered here; `/nightshift/swap` and `/nightshift/rollback` also need
+the serving token (`serve_token`) and come from loopback only. Malformed requests get a 400
+with a short reason that repeats nothing of the request.
 """
 
 from __future__ import annotations
@@ -12,20 +17,45 @@ from __future__ import annotations
 import http.client
 import json
 import signal
+import socket
 import threading
+import time
+import traceback
 from collections.abc import Callable
+from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
+from urllib.parse import urlsplit
 
-from pipeline.serve import Backend, Deployment, ServeConfig, SwapError
+from pipeline.serve import ServeConfig, SwapError
+from pipeline.serve_backend import Backend, Deployment
+from pipeline.serve_guard import (
+    CONTROL_BODY_MAX,
+    BadRequest,
+    allowed_origin,
+    bearer_token,
+    content_length,
+    control_body,
+    loopback_host,
+    origin_admitted,
+    registry_version,
+)
+from pipeline.serve_token import TokenError, ensure_token, token_matches
 
 # Per-connection headers (RFC 9110 7.6.1) are not forwarded; lengths and Host are set anew.
+# Origin stays here: the backend must not make CORS decisions of its own.
 HOP_BY_HOP = {
     "connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "te", "trailer",
-    "transfer-encoding", "upgrade", "host", "content-length",
+    "transfer-encoding", "upgrade", "host", "content-length", "origin",
 }  # fmt: skip
 LOOPBACK = {"127.0.0.1", "::1", "::ffff:127.0.0.1"}
 VERSION_HEADER = "X-Nightshift-Version"  # which deployment answered, whatever the backend
+FORWARD_BODY_MAX = 64 * 2**20  # a prompt of a whole long context is a few MB
+CLIENT_TIMEOUT_S = 60  # a client silent this long mid-request (or idle) is let go
+# After refusing a request with its body unread, read up to this much (for up to this long)
+# before closing, so that the client gets to read the reply.
+LINGER_BYTES, LINGER_S = FORWARD_BODY_MAX, 5.0
+CORS_METHODS = "GET, POST, OPTIONS"
+CORS_HEADERS = "Authorization, Content-Type"
 
 
 class StableServer(ThreadingHTTPServer):
@@ -33,90 +63,232 @@ class StableServer(ThreadingHTTPServer):
     request_queue_size = 128  # bursts of new client connections during load
 
     def __init__(self, cfg: ServeConfig, deployment: Deployment) -> None:
-        self.deployment = deployment
+        self.cfg, self.deployment = cfg, deployment
+        # Clients reach a non-loopback bind address by that address; loopback names always work.
+        self.bind_names = () if cfg.host in ("", "0.0.0.0", "::") else (cfg.host,)
         super().__init__((cfg.host, cfg.port), ProxyHandler)
 
 
 class ProxyHandler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"  # keep-alive with clients
     disable_nagle_algorithm = True  # headers and body go out as separate writes
+    timeout = CLIENT_TIMEOUT_S  # a short body or a stalled client never holds a thread forever
     server: StableServer
 
     def setup(self) -> None:
         super().setup()
         self.upstream: dict[Backend, http.client.HTTPConnection] = {}
+        self.linger = False
 
     def finish(self) -> None:
         for conn in self.upstream.values():
             conn.close()
+        if self.linger:
+            self._linger()
         super().finish()
 
     def log_message(self, format: str, *args) -> None:
         pass  # thousands of requests a second; the backends keep their own logs
 
+    def send_error(self, code: int, message: str | None = None, explain: str | None = None):
+        # The base class's page quotes the request line; say only what went wrong.
+        self._reply(code, {"error": HTTPStatus(code).phrase}, close=True)
+
+    # Routes
+
     def do_GET(self) -> None:
-        if self.path == "/nightshift/status":
-            self._json(200, self.server.deployment.status())
+        if not self._admit():
+            return
+        route = urlsplit(self.path).path
+        if route == "/nightshift/status":
+            self._reply(200, self.server.deployment.status())
+        elif route.startswith("/nightshift/"):
+            self._nightshift_route(route)
         else:
             self._forward()
 
     def do_POST(self) -> None:
+        if not self._admit():
+            return
         deployment = self.server.deployment
-        if self.path == "/nightshift/swap":
-            self._control(lambda body: deployment.swap(body["model"], str(body["version"])))
-        elif self.path == "/nightshift/rollback":
-            self._control(lambda body: deployment.rollback())
+        route = urlsplit(self.path).path
+        if route == "/nightshift/swap":
+            self._control(("version",), lambda body: deployment.swap(body["version"]))
+        elif route == "/nightshift/rollback":
+            self._control((), lambda body: deployment.rollback())
+        elif route.startswith("/nightshift/"):
+            self._nightshift_route(route)
         else:
             self._forward()
 
     def do_HEAD(self) -> None:
-        self._forward()
+        if self._admit():
+            self._forward()
 
-    do_PUT = do_PATCH = do_DELETE = do_OPTIONS = do_HEAD
+    do_PUT = do_PATCH = do_DELETE = do_HEAD
 
-    def _read_body(self) -> bytes | None:
-        if self.headers.get("Transfer-Encoding"):
-            self._json(411, {"error": "send a Content-Length; chunked uploads are not proxied"})
-            return None
-        length = int(self.headers.get("Content-Length") or 0)
-        return self.rfile.read(length) if length else b""
+    def do_OPTIONS(self) -> None:
+        """CORS preflight: answered here, with CORS headers only for an allowlisted Origin."""
+        if not self._admit():
+            return
+        try:
+            self._read_body(0)
+        except BadRequest as exc:
+            self._reply(400, {"error": str(exc)}, close=True)
+            return
+        self.send_response(204)
+        self.send_header("Allow", CORS_METHODS)
+        self.send_header("Content-Length", "0")
+        if self._cors_origin():
+            self.send_header("Access-Control-Allow-Methods", CORS_METHODS)
+            self.send_header("Access-Control-Allow-Headers", CORS_HEADERS)
+            self.send_header("Access-Control-Max-Age", "600")
+        self._send_cors_headers()
+        self.end_headers()
 
-    def _json(self, status: int, body: dict) -> None:
+    def _nightshift_route(self, route: str) -> None:
+        """Never forwarded: a known route with the wrong method, or an unknown one."""
+        known = route in ("/nightshift/status", "/nightshift/swap", "/nightshift/rollback")
+        status = HTTPStatus.METHOD_NOT_ALLOWED if known else HTTPStatus.NOT_FOUND
+        self._reply(status, {"error": status.phrase}, close=True)
+
+    # Admission and replies
+
+    def _admit(self) -> bool:
+        """Loopback Host and an admitted Origin, or a 403 that says which rule refused it."""
+        hosts = self.headers.get_all("Host") or []
+        if len(hosts) != 1 or not loopback_host(hosts[0], self.server.bind_names):
+            reason = "this endpoint answers to loopback names only (localhost, 127.0.0.1, [::1])"
+            self._reply(403, {"error": reason}, close=True)
+            return False
+        origins = self.headers.get_all("Origin") or []
+        cfg = self.server.cfg
+        if len(origins) > 1 or not origin_admitted(
+            origins[0] if origins else None, hosts[0], cfg.cors_origins
+        ):
+            reason = "requests from other web origins are refused; allow one with --cors-origin"
+            self._reply(403, {"error": reason}, close=True)
+            return False
+        return True
+
+    def _cors_origin(self) -> str | None:
+        headers = getattr(self, "headers", None)
+        origin = headers.get("Origin") if headers is not None else None
+        return allowed_origin(origin, self.server.cfg.cors_origins) if origin else None
+
+    def _send_cors_headers(self) -> None:
+        if self.server.cfg.cors_origins:
+            self.send_header("Vary", "Origin")  # caches must not hand one origin's answer on
+        if origin := self._cors_origin():
+            self.send_header("Access-Control-Allow-Origin", origin)
+            self.send_header("Access-Control-Expose-Headers", VERSION_HEADER)
+
+    def _reply(
+        self, status: int, body: dict, close: bool = False, headers: dict | None = None
+    ) -> None:
         data = json.dumps(body).encode()
         self.send_response(status)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(data)))
+        for key, value in (headers or {}).items():
+            self.send_header(key, value)
+        self._send_cors_headers()
+        if close:
+            # What is left of the request is unread: this connection cannot carry another.
+            self.send_header("Connection", "close")
+            self.close_connection = True
+            self.linger = True
         self.end_headers()
-        self.wfile.write(data)
+        if self.command != "HEAD":
+            self.wfile.write(data)
 
-    def _control(self, action: Callable[[dict], dict]) -> None:
-        raw = self._read_body()
-        if raw is None:
+    def _linger(self) -> None:
+        """Half-close, then read what the client is still sending: closing a socket with
+        unread data resets the connection, and the reset can destroy the reply in flight."""
+        deadline = time.monotonic() + LINGER_S
+        try:
+            self.connection.shutdown(socket.SHUT_WR)
+            left = LINGER_BYTES
+            while left > 0 and (wait := deadline - time.monotonic()) > 0:
+                self.connection.settimeout(wait)
+                if not (chunk := self.connection.recv(min(1 << 20, left))):
+                    break
+                left -= len(chunk)
+        except OSError:
+            pass
+
+    def _read_body(self, limit: int, required: bool = False) -> bytes:
+        """The request body, within `limit` bytes; BadRequest for anything malformed."""
+        length = content_length(self.headers)
+        if self.headers.get_all("Transfer-Encoding"):
+            raise BadRequest("chunked bodies are not accepted; send a Content-Length")
+        if length is None:
+            if required:
+                raise BadRequest("send a Content-Length")
+            return b""
+        if length > limit:
+            raise BadRequest(f"the body is over the {limit:,}-byte limit")
+        try:
+            raw = self.rfile.read(length)
+        except TimeoutError:
+            raise BadRequest("the body did not arrive in time") from None
+        if len(raw) < length:
+            raise BadRequest("the body ended before its Content-Length")
+        return raw
+
+    def _control(self, fields: tuple[str, ...], action: Callable[[dict], dict]) -> None:
+        """Parse, then authenticate, then act: 400, 403 (not loopback), 401, 403, or the
+        action's answer. The body is read first so that every refusal leaves a clean stream."""
+        try:
+            raw = self._read_body(CONTROL_BODY_MAX, required=True)
+            body = control_body(raw, dict.fromkeys(fields, str), required=fields)
+            if "version" in body:
+                registry_version(body["version"])
+        except BadRequest as exc:
+            self._reply(400, {"error": str(exc)}, close=True)
             return
         if self.client_address[0] not in LOOPBACK:
-            self._json(403, {"error": "swaps are accepted from loopback only"})
+            self._reply(403, {"error": "swaps are accepted from loopback only"})
+            return
+        token = bearer_token(self.headers)
+        if token is None:
+            challenge = {"WWW-Authenticate": 'Bearer realm="nightshift"'}
+            error = "send the serving token: Authorization: Bearer <token> (see `nightshift serve`)"
+            self._reply(401, {"error": error}, headers=challenge)
             return
         try:
-            self._json(200, action(json.loads(raw or b"{}")))
-        except (KeyError, ValueError) as exc:
-            self._json(400, {"error": f"bad request: {exc!r}; send model and version"})
-        except Exception as exc:  # the old backend still serves; the caller gets the reason
-            self._json(409 if isinstance(exc, SwapError) else 500, {"error": str(exc)})
+            if not token_matches(token):
+                self._reply(403, {"error": "wrong serving token"})
+                return
+            self._reply(200, action(body))
+        except TokenError as exc:  # names the token file and the fix, never the token
+            self._reply(500, {"error": str(exc)})
+        except SwapError as exc:  # the old backend still serves; the caller gets the reason
+            print(f"refused {urlsplit(self.path).path}: {exc}", flush=True)
+            self._reply(exc.status, {"error": str(exc)})
+        except Exception:
+            traceback.print_exc()  # to the serving process's own log
+            error = "the serving process failed on this request; its log has the traceback"
+            self._reply(500, {"error": error})
+
+    # Forwarding
 
     def _forward(self) -> None:
-        body = self._read_body()
-        if body is None:
+        try:
+            body = self._read_body(FORWARD_BODY_MAX)
+        except BadRequest as exc:
+            self._reply(400, {"error": str(exc)}, close=True)
             return
         deployment = self.server.deployment
         backend = deployment.acquire()
         if backend is None:
-            self._json(503, {"error": "no model is deployed yet"})
+            self._reply(503, {"error": "no model is deployed yet"})
             return
         try:
             try:
                 resp = self._upstream_response(backend, body)
             except OSError as exc:
-                self._json(502, {"error": f"backend {backend.version}: {exc!r}"})
+                self._reply(502, {"error": f"backend {backend.version}: {exc!r}"})
                 return
             try:
                 self._relay(resp, backend.version)
@@ -151,9 +323,12 @@ class ProxyHandler(BaseHTTPRequestHandler):
     def _relay(self, resp: http.client.HTTPResponse, version: str) -> None:
         self.send_response_only(resp.status, resp.reason)  # the backend's Date and Server pass
         for key, value in resp.getheaders():
-            if key.lower() not in HOP_BY_HOP:
+            name = key.lower()
+            # The backend answers every Origin; only this endpoint's allowlist decides.
+            if name not in HOP_BY_HOP and not name.startswith("access-control-"):
                 self.send_header(key, value)
         self.send_header(VERSION_HEADER, version)
+        self._send_cors_headers()
         length = resp.getheader("Content-Length")
         if self.command == "HEAD" or resp.status in (204, 304):
             self.end_headers()
@@ -172,18 +347,17 @@ class ProxyHandler(BaseHTTPRequestHandler):
 
 
 def serve_forever(
-    cfg: ServeConfig,
-    model: Path | None = None,
-    version: str | None = None,
-    progress: Callable[[str], None] = print,
+    cfg: ServeConfig, version: str | None = None, progress: Callable[[str], None] = print
 ) -> None:
-    """Run the stable endpoint until SIGTERM or SIGINT; serve `model`, or what served last."""
+    """Run the stable endpoint until SIGTERM or SIGINT; serve registry `version`, or what
+    served last."""
+    ensure_token()  # an unsafe token file stops the start, with the fix, before anything loads
     deployment = Deployment(cfg)
     server = StableServer(cfg, deployment)  # bound first: a taken port fails before any load
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     try:
-        if model is not None:
-            deployment.swap(model, version or Path(model).stem)
+        if version is not None:
+            deployment.swap(version)
         else:
             try:
                 deployment.resume()
@@ -195,7 +369,8 @@ def serve_forever(
         thread.start()
         current = deployment.status()["current"]
         serving = f"{current['version']} ({current['model']})" if current else "nothing yet"
-        progress(f"serving {serving} on {cfg.endpoint}")
+        registry = deployment.registry.root
+        progress(f"serving {serving} on {cfg.endpoint} from the registry {registry}")
         while not stop.wait(0.5):
             pass
     finally:

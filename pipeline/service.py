@@ -26,6 +26,7 @@ from pathlib import Path
 
 from pipeline.instance import REPO_ROOT, prepare_dagster_home
 from pipeline.paths import nightshift_home
+from pipeline.serve_token import TOKEN_FILE, TokenError, ensure_token
 
 UI_HOST = "127.0.0.1"
 UI_PORT = 3000
@@ -190,7 +191,12 @@ def install(spec: ServiceSpec, plan: ServicePlan, run: Runner) -> list[str]:
     """Write the service files, then load them if the service manager is reachable."""
     prepare_dagster_home()
     spec.logs.mkdir(parents=True, exist_ok=True)
-    lines = []
+    token = spec.home / TOKEN_FILE
+    try:
+        ensure_token(token)  # what swaps of the served model need; never printed
+    except TokenError as exc:
+        raise ServiceError(str(exc)) from None
+    lines = [f"serving token: {token} (readable by you only)"]
     for path, data in plan.files.items():
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(f".{path.name}.tmp")

@@ -53,11 +53,12 @@ def registry(tmp_path, monkeypatch, tiny_f16, tiny_q4) -> Registry:
 @pytest.fixture
 def endpoint(registry, monkeypatch):
     """A detached serving process on a free stable port, serving the champion v2 as "v2"."""
-    cfg = ServeConfig(port=free_port(), threads=1, ctx=512)
+    cfg = ServeConfig(port=free_port(), threads=1, ctx=512)  # the default registry: the CLI's
+    assert cfg.registry_root == registry.root.resolve()
     monkeypatch.setenv("NIGHTSHIFT_SERVE_PORT", str(cfg.port))
     try:
         ensure_server(cfg)
-        request_swap(cfg.endpoint, registry.version_dir("v2") / SHIP, "v2")
+        request_swap(cfg.endpoint, "v2")
         yield cfg.endpoint
     finally:
         stop_server(cfg.endpoint)
@@ -110,8 +111,7 @@ def test_rollback_without_a_server_moves_the_champion_and_says_how_to_serve(regi
     assert "champion: v2 -> v1" in result.output
     endpoint = f"http://127.0.0.1:{port}"
     assert f"no model server answers at {endpoint}; serve v1 with:" in result.output
-    model = registry.version_dir("v1") / SHIP
-    hint = f"nightshift serve start {model} --version v1 --port {port}"
+    hint = f"nightshift serve start v1 --port {port}"  # a version of the default registry
     assert f"  {hint}\n" in result.output
     _assert_published(registry, "v1")
 
@@ -156,3 +156,21 @@ def test_models_list_marks_the_champion(registry):
     listed = json.loads(as_json.output)
     assert listed["champion"] == "v2"
     assert [m["version"] for m in listed["versions"]] == ["v1", "v2"]
+
+
+def test_rollback_refuses_to_swap_a_server_of_another_registry(registry, tmp_path, monkeypatch):
+    # That server would look the version up in its own registry and serve something else.
+    other = tmp_path / "other-registry"
+    cfg = ServeConfig(port=free_port(), registry=other)
+    monkeypatch.setenv("NIGHTSHIFT_SERVE_PORT", str(cfg.port))
+    try:
+        ensure_server(cfg)
+        result = runner.invoke(app, ["rollback"])
+        assert result.exit_code == 1
+        assert "v1 is the champion, but switching the served model failed" in result.output
+        assert f"serves the registry {other.resolve()}, not {registry.root.resolve()}" in (
+            result.output.replace("\n", "")
+        )
+        assert server_status(cfg.endpoint)["current"] is None
+    finally:
+        stop_server(cfg.endpoint)

@@ -1,7 +1,8 @@
 """Live swaps behind the stable endpoint, with the real llama-server and the tiny GGUFs.
 
 The serving process runs detached, as `ensure_server` starts it for the Dagster asset; the
-test process is only a client: load, swap and rollback requests all go over loopback HTTP.
+test process is only a client: load, swap and rollback requests all go over loopback HTTP,
+naming versions of a temporary registry that holds the tiny GGUFs.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from urllib.parse import urlsplit
 
 import pytest
 
+from pipeline.registry import Registry
 from pipeline.serve import (
     ServeConfig,
     SwapError,
@@ -28,6 +30,9 @@ from pipeline.serve import (
 from pipeline.serve_proxy import VERSION_HEADER
 
 pytestmark = pytest.mark.slow
+
+SHIP = "model-Q4_K_M.gguf"  # the file a version serves when its manifest names no quant
+COMMON = {"base_model": "tiny", "data_version": "d1", "code_version": "c1"}
 
 CHAT = {"messages": [{"role": "user", "content": "hi"}], "max_tokens": 1, "temperature": 0.0}
 # Text completions skip the chat template, which costs llama-server about 1 ms a request on
@@ -128,18 +133,27 @@ def _stream_long(endpoint: str, out: dict, answering: threading.Barrier) -> None
 
 
 @pytest.fixture
-def endpoint(tiny_f16):
-    """A detached serving process on a free stable port, serving the F16 model as v1."""
-    cfg = ServeConfig(port=free_port(), threads=1, ctx=16384)
+def registry(tmp_path, tiny_f16, tiny_q4) -> Registry:
+    """v1: the F16 model, v2: the Q4 model (hard links to the session's GGUFs)."""
+    reg = Registry(tmp_path / "registry")
+    assert reg.register({SHIP: tiny_f16}, **COMMON) == "v1"
+    assert reg.register({SHIP: tiny_q4}, **COMMON) == "v2"
+    return reg
+
+
+@pytest.fixture
+def endpoint(registry):
+    """A detached serving process on a free stable port, serving v1 of `registry`."""
+    cfg = ServeConfig(port=free_port(), threads=1, ctx=16384, registry=registry.root)
     ensure_server(cfg)
     try:
-        request_swap(cfg.endpoint, tiny_f16, "v1")
+        request_swap(cfg.endpoint, "v1")
         yield cfg.endpoint
     finally:
         stop_server(cfg.endpoint)
 
 
-def test_swap_under_continuous_load_fails_no_request(endpoint, tiny_q4):
+def test_swap_under_continuous_load_fails_no_request(endpoint):
     answers: list[dict] = [{} for _ in range(LONG_STREAMS)]
     answering = threading.Barrier(LONG_STREAMS + 1, timeout=30)
     streamers = [
@@ -151,7 +165,7 @@ def test_swap_under_continuous_load_fails_no_request(endpoint, tiny_q4):
         for streamer in streamers:
             streamer.start()
         answering.wait()  # every long answer is under way on v1 before the swap starts
-        swap = request_swap(endpoint, tiny_q4, "v2")
+        swap = request_swap(endpoint, "v2")
         for streamer in streamers:
             streamer.join()
         time.sleep(0.2)  # calls started inside the window get to finish
@@ -178,23 +192,61 @@ def test_swap_under_continuous_load_fails_no_request(endpoint, tiny_q4):
     assert server_status(endpoint)["current"]["version"] == "v2"
 
 
-def test_rollback_serves_the_previous_version_again(endpoint, tiny_q4, tiny_f16):
-    request_swap(endpoint, tiny_q4, "v2")
+def test_rollback_serves_the_previous_version_again(endpoint, registry):
+    request_swap(endpoint, "v2")
     assert _chat(endpoint)[1] == "v2"
     back = request_rollback(endpoint)
-    assert back["version"] == "v1" and back["model"] == str(tiny_f16.resolve())
+    v1, v2 = (str((registry.version_dir(v) / SHIP).resolve()) for v in ("v1", "v2"))
+    assert back["version"] == "v1" and back["model"] == v1
     status, version, reply = _chat(endpoint)
     assert (status, version, reply["model"]) == (200, "v1", "v1")
-    assert server_status(endpoint)["previous"] == {"version": "v2", "model": str(tiny_q4.resolve())}
+    assert server_status(endpoint)["previous"] == {"version": "v2", "model": v2}
 
 
-def test_failed_swap_leaves_the_old_model_serving(endpoint, tmp_path):
+def test_failed_swap_leaves_the_old_model_serving(endpoint, registry, tmp_path):
     corrupt = tmp_path / "corrupt.gguf"
-    corrupt.write_bytes(b"GGUF" + bytes(4096))
-    with pytest.raises(SwapError, match="exited with code"):
-        request_swap(endpoint, corrupt, "broken")
-    with pytest.raises(SwapError, match="does not exist"):
-        request_swap(endpoint, tmp_path / "missing.gguf", "missing")
+    corrupt.write_bytes(b"GGUF" + b"SECRET-BYTES" * 400)  # verifies, but will not load
+    assert registry.register({SHIP: corrupt}, **COMMON) == "v3"
+    with pytest.raises(SwapError, match="exited with code") as failed:
+        request_swap(endpoint, "v3")
+    assert "SECRET" not in str(failed.value)  # the model server's log is named, not quoted
     status, version, _ = _chat(endpoint)
     assert (status, version) == (200, "v1")
     assert server_status(endpoint)["current"]["version"] == "v1"
+
+
+def test_a_damaged_version_is_refused_and_the_old_model_keeps_serving(endpoint, registry):
+    path = registry.version_dir("v2") / SHIP
+    damaged = path.with_name(".damaged")
+    with path.open("rb") as src, damaged.open("wb") as dst:
+        dst.write(src.read()[:-4096])  # truncated; a new file, so the fixture's GGUF is intact
+    damaged.replace(path)
+    with pytest.raises(SwapError) as refused:
+        request_swap(endpoint, "v2")
+    assert refused.value.status in (409, 422)
+    assert f"v2/{SHIP}" in str(refused.value) and "v1 still serves" in str(refused.value)
+    status, version, reply = _chat(endpoint)
+    assert (status, version, reply["model"]) == (200, "v1", "v1")
+    assert server_status(endpoint)["current"]["version"] == "v1"
+
+
+def test_the_model_servers_own_cors_headers_never_pass(endpoint):
+    """llama-server answers every Origin; with no allowlist the endpoint sends no CORS header,
+    and a foreign page or a rebound DNS name gets a 403 while a model serves."""
+    netloc = urlsplit(endpoint).netloc
+    body = json.dumps(CHAT)
+    for headers in ({}, {"Origin": f"http://{netloc}"}):
+        conn = http.client.HTTPConnection(netloc, timeout=30)
+        conn.request("POST", "/v1/chat/completions", body, headers)
+        resp = conn.getresponse()
+        resp.read()
+        conn.close()
+        assert resp.status == 200
+        assert not [k for k, _ in resp.getheaders() if k.lower().startswith("access-control")]
+    for headers in ({"Origin": "https://evil.example"}, {"Host": "evil.example"}):
+        conn = http.client.HTTPConnection(netloc, timeout=30)
+        conn.request("POST", "/v1/chat/completions", body, headers)
+        resp = conn.getresponse()
+        assert resp.status == 403 and resp.getheader("Access-Control-Allow-Origin") is None
+        conn.close()
+    assert _chat(endpoint)[0] == 200
