@@ -12,7 +12,7 @@ from pipeline.evaluate import GoldenFileError, load_canary, load_cases, split_ca
 from pipeline.gates import GATES
 from pipeline.gguf import chat_facts
 from pipeline.ingest import read_jsonl
-from pipeline.registry import Registry
+from pipeline.registry import Registry, RegistryError
 from resources import ArtifactStoreResource
 from resources.evaluation import EvaluationResource
 
@@ -26,9 +26,13 @@ def registry_of(artifacts: ArtifactStoreResource) -> Registry:
 
 def champion_gguf(registry: Registry, quant: str):
     """(version, path of its shipped quant), or None before the first champion."""
-    version = registry.champion()
-    if version is None:
-        return None
+    try:
+        version = registry.champion()
+        if version is None:
+            return None
+        registry.verify(version)  # a damaged champion must not become the bar to beat
+    except RegistryError as exc:
+        raise dg.Failure(f"the champion cannot be measured: {exc}") from None
     path = registry.version_dir(version) / f"model-{quant}.gguf"
     if not path.is_file():
         raise dg.Failure(

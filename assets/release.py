@@ -10,7 +10,8 @@ from importlib.metadata import version as package_version
 import dagster as dg
 
 from assets.evaluation import eval_report, registry_of
-from pipeline.ratings import read_rated_conversations
+from pipeline.ratings import RatingsError, read_rated_conversations
+from pipeline.registry import RegistryError
 from resources import ArtifactStoreResource, WorkspaceResource
 from resources.evaluation import EvaluationResource
 from resources.hf_hub import HFHubResource
@@ -28,22 +29,28 @@ def _current(artifacts: ArtifactStoreResource, asset: str):
 
 
 def _champion(registry) -> str:
-    version = registry.champion()
+    try:
+        version = registry.champion()
+    except RegistryError as exc:  # a damaged champion.json: the message names the repair
+        raise dg.Failure(str(exc)) from None
     if version is None:
         raise dg.Failure("no champion yet: materialize model_registry (it needs passed gates)")
     return version
 
 
-def used_rating_ids(artifacts: ArtifactStoreResource, ratings_url: str | None) -> list[int]:
+def used_rating_ids(artifacts: ArtifactStoreResource, ratings_url: str | None) -> list[int | str]:
     """The ratings the ingested days read that are still unexported in the database: what a
     successful release marks exported (one deleted since must not block every release)."""
-    ids: set[int] = set()
+    ids: set[int | str] = set()
     for report in artifacts.store().asset_dir("raw_sessions").glob("*/report.json"):
         ratings = json.loads(report.read_text()).get("ratings_db") or {}
         ids.update(ratings.get("rating_ids") or [])
     if ids and ratings_url:
-        ids &= set(read_rated_conversations(ratings_url)[1].rating_ids)
-    return sorted(ids)
+        try:
+            ids &= set(read_rated_conversations(ratings_url)[1].rating_ids)
+        except RatingsError as exc:  # its message names the database and the fix
+            raise dg.Failure(str(exc)) from None
+    return sorted(ids, key=str)  # ids may be integers or text (UUIDs)
 
 
 @dg.asset(group_name=RELEASE, deps=[eval_report], code_version="1")
@@ -84,8 +91,11 @@ def model_registry(
         gates={g["name"]: g for g in report["gates"]},
         rating_ids=used_rating_ids(artifacts, workspace.ratings_url),
     )
-    previous = registry.champion()
-    latest = registry.set_champion(version)
+    try:
+        previous = registry.champion()
+        latest = registry.set_champion(version)  # verifies every file against the manifest first
+    except RegistryError as exc:
+        raise dg.Failure(f"{version} is registered but is not the champion: {exc}") from None
     removed = registry.retain(KEEP_VERSIONS)
     context.log.info(f"registered {version}; champion {previous} -> {version}; removed {removed}")
     return dg.MaterializeResult(
@@ -132,25 +142,25 @@ def hf_release(
     )
 
 
-@dg.asset(group_name=RELEASE, deps=[model_registry], pool="nightshift_model", code_version="1")
+@dg.asset(group_name=RELEASE, deps=[model_registry], pool="nightshift_model", code_version="2")
 def deployed_model(
     context: dg.AssetExecutionContext,
     artifacts: ArtifactStoreResource,
-    evaluation: EvaluationResource,
     serving: ServingResource,
 ) -> dg.MaterializeResult:
-    """The champion behind the stable local endpoint, swapped in with zero downtime: the new
-    server must pass health and a smoke prompt before it takes traffic."""
+    """The champion behind the stable local endpoint, swapped in with zero downtime: the
+    serving process verifies the version's files in the registry, and the new server must pass
+    health and a smoke prompt before it takes traffic."""
     registry = registry_of(artifacts)
     version = _champion(registry)
-    model = registry.version_dir(version) / f"model-{evaluation.ship_quant}.gguf"
-    result = serving.swap(model, version)
-    context.log.info(f"serving {version} at {serving.config().endpoint}: {result}")
+    result = serving.swap(version, registry.root)
+    endpoint = serving.config(registry.root).endpoint
+    context.log.info(f"serving {version} at {endpoint}: {result}")
     return dg.MaterializeResult(
         metadata={
             "version": version,
-            "endpoint": serving.config().endpoint,
-            "model": dg.MetadataValue.path(str(model)),
+            "endpoint": endpoint,
+            "model": dg.MetadataValue.path(result["model"]),
             "swap": dg.MetadataValue.json(result),
         },
         data_version=dg.DataVersion(version),

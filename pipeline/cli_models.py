@@ -47,24 +47,78 @@ def _gates(manifest: dict) -> str:
 def models_list(
     root: RootOption = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the manifests as JSON.")] = False,
+    verify: Annotated[
+        bool, typer.Option("--verify", help="Also check every file's sha256 (reads them all).")
+    ] = False,
 ) -> None:
-    """Every version, oldest first: created, champion (*), gate results, files."""
+    """Every version, oldest first: created, champion (*), gate results, files; damaged (!)
+    versions with the reason. Exits 1 if anything is damaged."""
     registry = _registry(root)
-    manifests = [registry.manifest(v) for v in registry.list_versions()]
-    champion = registry.champion()
+    try:
+        manifests, damaged = registry.survey(hashes=verify)
+    except RegistryError as exc:
+        _fail(str(exc))
+    champion, problems = _pointers(registry)
     if as_json:
-        typer.echo(json.dumps({"champion": champion, "versions": manifests}, indent=2))
-        return
-    if not manifests:
+        typer.echo(
+            json.dumps(
+                {
+                    "champion": champion,
+                    "versions": manifests,
+                    "damaged": damaged,
+                    "problems": problems,
+                },
+                indent=2,
+            )
+        )
+    elif not manifests and not damaged:
         typer.echo(f"no versions in {registry.root}")
-        return
+    else:
+        _print_table(manifests, damaged, champion)
+        typer.echo(f"champion: {champion or ('unknown' if problems else 'none')}")
+    if damaged:
+        problems.append(
+            f"damaged: {', '.join(damaged)}; use the versions listed without damage "
+            "(`nightshift rollback --to VERSION`)"
+        )
+    if problems:
+        _fail("\n".join(problems))
+
+
+def _pointers(registry: Registry) -> tuple[str | None, list[str]]:
+    """The champion (None if unknown) and what is wrong with champion.json or latest.json."""
+    problems: list[str] = []
+    try:
+        champion = registry.champion()
+    except RegistryError as exc:
+        champion = None
+        problems.append(str(exc))
+    try:
+        latest = registry.latest()
+    except RegistryError as exc:
+        problems.append(str(exc))
+    else:
+        if champion and latest and latest["version"] != champion:
+            problems.append(
+                f"latest.json names {latest['version']} but champion.json names {champion}; "
+                f"rewrite both with `nightshift rollback --to {champion}`"
+            )
+    return champion, problems
+
+
+def _print_table(manifests: list[dict], damaged: dict[str, str], champion: str | None) -> None:
+    rows = {m["version"]: m for m in manifests} | damaged
     typer.echo(f"{'':2}{'version':<9}{'created':<27}{'gates':<22}files")
-    for m in manifests:
-        mark = "*" if m["version"] == champion else ""
-        size = sum(f["bytes"] for f in m["files"].values()) / 1e6
-        files = f"{len(m['files'])} ({size:.1f} MB): {', '.join(m['files'])}"
-        typer.echo(f"{mark:<2}{m['version']:<9}{m['created']:<27}{_gates(m):<22}{files}")
-    typer.echo(f"champion: {champion or 'none'}")
+    for version in sorted(rows, key=lambda v: int(v[1:])):
+        row = rows[version]
+        if isinstance(row, str):
+            mark = "*" if version == champion else "!"
+            typer.echo(f"{mark:<2}{version:<9}DAMAGED {row}")
+            continue
+        mark = "*" if version == champion else ""
+        size = sum(f["bytes"] for f in row["files"].values()) / 1e6
+        files = f"{len(row['files'])} ({size:.1f} MB): {', '.join(row['files'])}"
+        typer.echo(f"{mark:<2}{version:<9}{row['created']:<27}{_gates(row):<22}{files}")
 
 
 def rollback_command(on_champion: ChampionHook | None = None) -> Callable[..., None]:
@@ -79,11 +133,21 @@ def rollback_command(on_champion: ChampionHook | None = None) -> Callable[..., N
     ) -> None:
         """Make the previous champion (or --to VERSION) the champion again, and serve it."""
         registry = _registry(root)
-        before = registry.champion()
+        try:
+            before, damaged = registry.champion(), None
+        except RegistryError as exc:  # rollback --to rewrites it; rollback alone says how
+            before, damaged = "unknown", str(exc)
         try:
             after = registry.rollback(to, force=force)
         except RegistryError as exc:
             _fail(str(exc))
+        if damaged:
+            typer.echo(
+                f"champion.json was damaged; rewrote it with {after} as the champion "
+                "(the earlier champions' history is lost)"
+            )
+        elif before == after:
+            typer.echo(f"latest.json did not name the champion {after}; rewrote it")
         typer.echo(f"champion: {before} -> {after}")
         typer.echo(f"latest.json: {registry.root / 'latest.json'}")
         if on_champion is not None:

@@ -6,8 +6,10 @@ Layout under `root` (the artifact store's `registry/`):
     champion.json       the version in use, the stack of earlier champions, a change log
     latest.json         what a client polls: the champion's files with size, sha256 and URL
 
-A version directory appears whole (atomic rename); pointer files are replaced atomically, and
-every change is made under a file lock, so a CLI rollback cannot interleave with a promotion.
+A version directory appears whole (atomic rename); every change is made under a file lock, so a
+CLI rollback cannot interleave with a promotion. Nothing is trusted on disk: a version is verified
+(every file's size and sha256 against its manifest) before it becomes the champion or is served,
+and champion.json and latest.json are replaced together or not at all.
 """
 
 from __future__ import annotations
@@ -15,24 +17,28 @@ from __future__ import annotations
 import fcntl
 import json
 import os
-import re
 import shutil
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import Any
 
+from pipeline import registry_integrity as integrity
 from pipeline.artifacts import sha256_file
-from pipeline.paths import atomic_dir, atomic_write_text
+from pipeline.config import EvalConfig
+from pipeline.paths import atomic_dir
+from pipeline.registry_integrity import (
+    LATEST,
+    MANIFEST,
+    POINTER,
+    REPAIR,
+    IntegrityError,
+    RegistryError,
+)
 
-MANIFEST = "manifest.json"
-_VERSION = re.compile(r"^v(\d+)$")
-
-
-class RegistryError(RuntimeError):
-    """A registry operation was refused; the message says why and what to do instead."""
+_VERSION = integrity.VERSION
 
 
 @dataclass(frozen=True)
@@ -42,28 +48,60 @@ class Registry:
     base_url: str | None = None
 
     def version_dir(self, version: str) -> Path:
-        if not _VERSION.match(version):
+        if not isinstance(version, str) or not _VERSION.match(version):
             raise RegistryError(f"{version!r} is not a registry version (v1, v2, ...)")
         return self.root / version
 
     def list_versions(self) -> list[str]:
-        """Complete versions, oldest first (half-written ones have no manifest yet)."""
-        if not self.root.is_dir():
-            return []
-        found = [
-            p.name
-            for p in self.root.iterdir()
-            if _VERSION.match(p.name) and (p / MANIFEST).is_file()
-        ]
-        return sorted(found, key=_number)
+        """Versions with a manifest, oldest first (half-written ones have none yet)."""
+        return [v for v in self._version_dirs() if (self.root / v / MANIFEST).is_file()]
 
     def manifest(self, version: str) -> dict[str, Any]:
-        path = self.version_dir(version) / MANIFEST
-        if not path.is_file():
+        """The version's manifest, checked for every field; IntegrityError if it is damaged."""
+        if not self.version_dir(version).is_dir():
             raise RegistryError(
                 f"no version {version} in {self.root}; see `nightshift models list`"
             )
-        return json.loads(path.read_text())
+        name = f"{version}/{MANIFEST}"
+        if not os.path.lexists(self.root / name):
+            raise IntegrityError(f"{name}: missing; the version folder is incomplete or damaged")
+        return integrity.checked_manifest(integrity.read_json(self.root, name), version)
+
+    def verify(self, version: str) -> dict[str, Any]:
+        """The manifest, after checking every file's existence, size and sha256 against it."""
+        manifest = self.manifest(version)
+        integrity.check_files(self.root, version, manifest, hashes=True)
+        return manifest
+
+    def serving_file(self, version: str) -> Path:
+        """The verified quant file `version` was evaluated with (its config.eval.ship_quant)."""
+        manifest = self.verify(version)
+        evaluated = manifest["config"].get("eval")
+        quant = evaluated.get("ship_quant") if isinstance(evaluated, dict) else None
+        name = f"model-{quant if isinstance(quant, str) else EvalConfig.ship_quant}.gguf"
+        if name not in manifest["files"]:
+            have = sorted(f for f in manifest["files"] if f.endswith(".gguf"))
+            raise RegistryError(
+                f"{version} has no {name}, the quant it was evaluated with; it has {have}"
+            )
+        return self.version_dir(version) / name
+
+    def survey(self, *, hashes: bool = False) -> tuple[list[dict[str, Any]], dict[str, str]]:
+        """Readable versions' manifests (oldest first), and each damaged version with why.
+
+        Files are checked for existence and size; `hashes` adds every sha256 (slow for GGUFs).
+        """
+        readable: list[dict[str, Any]] = []
+        damaged: dict[str, str] = {}
+        for version in self._version_dirs():
+            try:
+                manifest = self.manifest(version)
+                integrity.check_files(self.root, version, manifest, hashes=hashes)
+            except IntegrityError as exc:
+                damaged[version] = str(exc)
+            else:
+                readable.append(manifest)
+        return readable, damaged
 
     def register(
         self,
@@ -127,47 +165,63 @@ class Registry:
     def set_champion(self, version: str, *, force: bool = False, reason: str = "promote") -> dict:
         """Make `version` the champion and publish it in latest.json; returns latest.json."""
         with self._locked():
-            stack = self.champion_stack()
-            if version in stack:  # promoting an earlier champion again: it moves to the top
-                stack.remove(version)
-            return self._move(version, [*stack, version], force, reason)
+            pointer = self._pointer()
+            stack = [v for v in pointer.get("stack", []) if v != version]  # an earlier one: on top
+            return self._move(version, [*stack, version], force, reason, pointer)
 
     def rollback(self, to: str | None = None, *, force: bool = False) -> str:
         """Go back to the previous champion still present, or to `to`; returns the new champion.
 
-        A version whose gates failed is refused unless `force`: it was never fit to serve.
+        A version whose gates failed is refused unless `force`: it was never fit to serve. A
+        damaged champion.json, or a latest.json not naming the champion, is rewritten when `to`
+        names the version to serve.
         """
         with self._locked():
-            stack, current = self.champion_stack(), self.champion()
+            try:
+                pointer = self._pointer()
+            except IntegrityError:
+                if to is None:
+                    raise
+                pointer, reason = {}, f"rollback to {to}: rewrote a damaged {POINTER}"
+            else:
+                reason = f"rollback from {pointer.get('version')}"
+            stack, current = list(pointer.get("stack", [])), pointer.get("version")
             if to is None:
-                earlier = [v for v in stack[:-1] if (self.root / v / MANIFEST).is_file()]
-                if not earlier:
+                to = self._rollback_target(stack)
+                if to is None:
                     raise RegistryError(
                         f"no earlier champion than {current} is left to roll back to; "
                         "name one with --to (see `nightshift models list`)"
                     )
-                to = earlier[-1]
                 stack = stack[: stack.index(to) + 1]
             elif to in stack:
                 stack = stack[: stack.index(to) + 1]
             else:
                 stack = [*stack, to]
             if to == current:
-                raise RegistryError(f"{to} is already the champion")
-            self._move(to, stack, force, f"rollback from {current}")
+                if self._published(current):
+                    raise RegistryError(f"{to} is already the champion")
+                reason = f"rewrote {LATEST}, which did not name the champion {current}"
+            self._move(to, stack, force, reason, pointer)
             return to
 
     def latest(self) -> dict | None:
-        path = self.root / "latest.json"
-        return json.loads(path.read_text()) if path.is_file() else None
+        if not os.path.lexists(self.root / LATEST):
+            return None
+        data = integrity.read_json(self.root, LATEST)
+        if not isinstance(data, dict) or not isinstance(data.get("version"), str):
+            raise IntegrityError(f"{LATEST}: has no version; {REPAIR}")
+        return data
 
     def retain(self, keep_last: int) -> list[str]:
-        """Delete all but the newest `keep_last` versions and the champion; returns the deleted."""
+        """Delete all but the newest `keep_last` versions, the champion and the version a
+        rollback would return to; returns the deleted."""
         if keep_last < 1:
             raise RegistryError("keep_last must be at least 1: the newest version is always kept")
         with self._locked():
-            versions, champion = self.list_versions(), self.champion()
-            doomed = [v for v in versions[:-keep_last] if v != champion]
+            pointer = self._pointer()  # damaged: refuse, the champion could be among the doomed
+            keep = {pointer.get("version"), self._rollback_target(pointer.get("stack", []))}
+            doomed = [v for v in self.list_versions()[:-keep_last] if v not in keep]
             for version in doomed:
                 # Rename first: a half-deleted version must never look complete.
                 gone = self.root / f".{version}.deleting"
@@ -175,17 +229,24 @@ class Registry:
                 shutil.rmtree(gone)
             return doomed
 
-    def _move(self, version: str, stack: list[str], force: bool, reason: str) -> dict:
-        manifest = self.manifest(version)
+    def _move(
+        self, version: str, stack: list[str], force: bool, reason: str, pointer: dict
+    ) -> dict:
+        """Verify `version`, then publish champion.json and latest.json for it together."""
+        try:
+            manifest = self.verify(version)
+        except IntegrityError as exc:
+            raise IntegrityError(
+                f"{exc}; {version} is refused and the champion stays "
+                f"{pointer.get('version') or 'unset'}"
+            ) from None
         if not manifest["gates_passed"] and not force:
             failed = sorted(k for k, g in manifest["gates"].items() if not g["passed"])
             raise RegistryError(
                 f"{version} failed its gates ({', '.join(failed)}); pass force to use it anyway"
             )
-        pointer = self._pointer()
         change = {"from": pointer.get("version"), "to": version, "reason": reason, "at": _now()}
         record = {"version": version, "stack": stack, "log": [*pointer.get("log", []), change]}
-        atomic_write_text(self.root / "champion.json", json.dumps(record, indent=2) + "\n")
         latest = {
             "version": version,
             "updated": change["at"],
@@ -196,8 +257,35 @@ class Registry:
                 for name, info in manifest["files"].items()
             ],
         }
-        atomic_write_text(self.root / "latest.json", json.dumps(latest, indent=2) + "\n")
+        # Both contents are whole before either file is touched.
+        texts = {
+            POINTER: json.dumps(record, indent=2) + "\n",
+            LATEST: json.dumps(latest, indent=2) + "\n",
+        }
+        integrity.publish(self.root, texts)
         return latest
+
+    def _published(self, version: str) -> bool:
+        """Whether latest.json is readable and names `version`."""
+        try:
+            latest = self.latest()
+        except IntegrityError:
+            return False
+        return latest is not None and latest["version"] == version
+
+    def _rollback_target(self, stack: Sequence[str]) -> str | None:
+        """The champion before the current one whose folder is still there."""
+        earlier = [v for v in stack[:-1] if (self.root / v).is_dir()]
+        return earlier[-1] if earlier else None
+
+    def _version_dirs(self) -> list[str]:
+        try:
+            found = [p.name for p in self.root.iterdir() if _VERSION.match(p.name) and p.is_dir()]
+        except FileNotFoundError:
+            return []
+        except OSError as exc:
+            raise RegistryError(f"{self.root}: cannot be listed ({exc.strerror or exc})") from None
+        return sorted(found, key=_number)
 
     def _url(self, version: str, name: str) -> str:
         if self.base_url:
@@ -205,13 +293,27 @@ class Registry:
         return (self.root.resolve() / version / name).as_uri()
 
     def _pointer(self) -> dict:
-        path = self.root / "champion.json"
-        return json.loads(path.read_text()) if path.is_file() else {}
+        if not os.path.lexists(self.root / POINTER):
+            return {}
+        try:
+            data = integrity.read_json(self.root, POINTER)
+        except IntegrityError as exc:
+            raise IntegrityError(f"{exc}; {REPAIR}") from None
+        problem = integrity.pointer_problem(data)
+        if problem:
+            raise IntegrityError(f"{POINTER}: {problem}; {REPAIR}")
+        return data
 
     @contextmanager
     def _locked(self) -> Iterator[None]:
-        self.root.mkdir(parents=True, exist_ok=True)
-        with (self.root / ".lock").open("w") as fh:
+        try:
+            self.root.mkdir(parents=True, exist_ok=True)
+            fh = (self.root / ".lock").open("w")
+        except OSError as exc:
+            raise RegistryError(
+                f"{self.root}: cannot take the registry lock ({exc.strerror or exc})"
+            ) from None
+        with fh:
             fcntl.flock(fh, fcntl.LOCK_EX)
             yield
 
@@ -225,8 +327,7 @@ def _now() -> str:
 
 
 def _check_name(name: str) -> None:
-    path = PurePosixPath(name)
-    if path.is_absolute() or ".." in path.parts or not path.parts or name == MANIFEST:
+    if not integrity.usable_name(name):
         raise RegistryError(f"{name!r} is not a usable file name inside a version")
 
 

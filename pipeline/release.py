@@ -18,10 +18,9 @@ from pathlib import Path
 
 from huggingface_hub import CommitOperationAdd, HfApi
 
-from pipeline.artifacts import sha256_file
 from pipeline.model_card import model_card, modelfile
 from pipeline.ratings import RatingsDatabaseError, RatingsMapping, mark_exported
-from pipeline.registry import MANIFEST
+from pipeline.registry import MANIFEST, IntegrityError, Registry, RegistryError
 
 DEFAULT_ENDPOINT = "https://huggingface.co"
 TIERS = ("test", "public")
@@ -29,6 +28,10 @@ TIERS = ("test", "public")
 
 class ReleaseError(RuntimeError):
     """A release failed or cannot start; the message never contains the token."""
+
+
+class ReleaseRefused(ReleaseError, IntegrityError):
+    """The version failed verification (a file missing or changed): nothing was uploaded."""
 
 
 @dataclass(frozen=True)
@@ -81,6 +84,14 @@ def release_files(manifest: dict, quants: Sequence[str]) -> list[str]:
     return wanted + sorted(others)
 
 
+def verified_manifest(version_dir: Path) -> dict:
+    """The version's manifest once every file matches its size and sha256, else ReleaseRefused."""
+    try:
+        return Registry(version_dir.parent).verify(version_dir.name)
+    except RegistryError as exc:
+        raise ReleaseRefused(f"{version_dir.name} is not released: {exc}") from None
+
+
 def release(
     version_dir: Path,
     repo_id: str,
@@ -93,7 +104,7 @@ def release(
     log: Callable[[str], None] = print,
 ) -> ReleaseResult:
     """Create or reuse `repo_id` and commit the version's release files to it in one commit."""
-    manifest = json.loads((version_dir / MANIFEST).read_text())
+    manifest = verified_manifest(version_dir)  # a damaged version never leaves the machine
     files = release_files(manifest, quants)
     result = ReleaseResult(manifest["version"], repo_id, private, files)
     if not token:
@@ -104,9 +115,6 @@ def release(
         return result
     if not repo_id:
         raise ReleaseError("no Hub repo configured for this release tier (repo_id/test_repo_id)")
-    for name in files:  # a file changed since registration must not go out under its manifest
-        if sha256_file(version_dir / name) != manifest["files"][name]["sha256"]:
-            raise ReleaseError(f"{version_dir / name} no longer matches its manifest sha256")
     card = model_card(manifest, repo_id, license, files)
     operations = [CommitOperationAdd(name, str(version_dir / name)) for name in files]
     operations += [

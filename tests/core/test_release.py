@@ -17,7 +17,7 @@ import yaml
 
 from pipeline.model_card import model_card
 from pipeline.ratings import read_rated_conversations
-from pipeline.registry import Registry
+from pipeline.registry import IntegrityError, Registry
 from pipeline.release import (
     ReleaseConfig,
     ReleaseError,
@@ -172,6 +172,48 @@ def test_failed_release_marks_nothing(
     hub.fail_commit = False  # the same release, retried, goes out and marks them
     assert release_and_mark_exported(version_dir, cfg, TOKEN, url).ratings_marked == len(before)
     assert unexported(url) == []
+
+
+def _flip_quant(version_dir: Path) -> str:
+    path = version_dir / "model-Q4_K_M.gguf"
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2] ^= 0xFF  # same size, one byte changed
+    path.write_bytes(bytes(data))
+    return "v1/model-Q4_K_M.gguf: sha256 differs from its manifest"
+
+
+def _truncate_unreleased_quant(version_dir: Path) -> str:
+    (version_dir / "model-F16.gguf").write_bytes(b"GGUF")  # not uploaded, still refused
+    return "v1/model-F16.gguf: size differs from its manifest (4 bytes"
+
+
+def _delete_adapter(version_dir: Path) -> str:
+    (version_dir / "adapter/adapters.safetensors").unlink()
+    return "v1/adapter/adapters.safetensors: missing"
+
+
+def _drop_manifest_field(version_dir: Path) -> str:
+    manifest = json.loads((version_dir / "manifest.json").read_text())
+    del manifest["rating_ids"]
+    (version_dir / "manifest.json").write_text(json.dumps(manifest))
+    return "v1/manifest.json: missing field 'rating_ids'"
+
+
+@pytest.mark.parametrize(
+    "damage", [_flip_quant, _truncate_unreleased_quant, _delete_adapter, _drop_manifest_field]
+)
+@pytest.mark.parametrize("token", [TOKEN, None])
+def test_a_damaged_version_is_refused_before_any_upload(
+    hub: Hub, version_dir: Path, ratings_db: str, damage, token: str | None
+) -> None:
+    before = unexported(ratings_db)
+    expected = damage(version_dir)
+    cfg = ReleaseConfig(test_repo_id="me/nightshift-test", endpoint=hub.url)
+    with pytest.raises(ReleaseError) as refused:
+        release_and_mark_exported(version_dir, cfg, token, ratings_db)
+    assert isinstance(refused.value, IntegrityError)
+    assert str(refused.value).startswith(f"v1 is not released: {expected}"), str(refused.value)
+    assert hub.requests == [] and hub.repos == {} and unexported(ratings_db) == before
 
 
 def test_no_token_stays_local(hub: Hub, version_dir: Path, ratings_db: str) -> None:
