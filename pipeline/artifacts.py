@@ -2,7 +2,8 @@
 
 Layout: `<root>/<asset>/<version>/...` plus `<root>/<asset>/current.json` naming the version in
 use. A version directory appears whole (atomic rename) and `current.json` moves only after,
-so a failed run leaves the previous version current and untouched.
+so a failed run leaves the previous version current and untouched. A full disk fails the write
+with `DiskFullError` (path, free space) after the half-written version is removed (atomic_dir).
 """
 
 from __future__ import annotations

@@ -9,6 +9,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from pipeline.disk import disk_full_guard
+
 
 def nightshift_home() -> Path:
     """Runs, artifacts and the registry live here (`NIGHTSHIFT_HOME`, default ~/.nightshift)."""
@@ -28,7 +30,8 @@ def atomic_dir(target: Path) -> Iterator[Path]:
     tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
     tmp.chmod(0o755)  # mkdtemp's 0700 would hide the result from other users and containers
     try:
-        yield tmp
+        with disk_full_guard(target, partial=[tmp]):  # ENOSPC: "disk full", path, free space
+            yield tmp
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
@@ -44,5 +47,6 @@ def atomic_write_text(path: Path, text: str) -> None:
     """Write a file so readers see the old or the new content, never half of it."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text, encoding="utf-8")
+    with disk_full_guard(path, partial=[tmp]):
+        tmp.write_text(text, encoding="utf-8")
     tmp.replace(path)

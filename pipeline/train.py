@@ -24,6 +24,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -31,6 +32,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from pipeline.config import LoraConfig
+from pipeline.disk import DiskFullError, disk_full_guard
 
 Event = dict[str, object]
 OnEvent = Callable[[Event], None]
@@ -128,7 +130,8 @@ def train_lora(
     iters = plan_iterations(_count_lines(data_dir / "train.jsonl"), cfg)
     schedule_config(cfg, iters)  # an unknown schedule fails here, before a model loads
     fp = fingerprint(base_model, data_dir, cfg, iters)
-    with _exclusive(adapter_dir) as lock_fd:
+    # A full disk fails as DiskFullError naming the path and the free space, here or in the child.
+    with disk_full_guard(adapter_dir), _exclusive(adapter_dir) as lock_fd:
         root = adapter_dir / CHECKPOINTS
         resume, unusable = find_checkpoint(root, fp)
         _clear_stale(adapter_dir, root, unusable)
@@ -161,6 +164,7 @@ def _run_child(job: dict, adapter_dir: Path, lock_fd: int, on_event: OnEvent | N
             pass_fds=(lock_fd,),  # the lock lives as long as the child, even if we die first
         )
         assert proc.stdout is not None
+        orphaned = _watch_parent(proc)
         try:
             for line in proc.stdout:
                 try:
@@ -178,6 +182,14 @@ def _run_child(job: dict, adapter_dir: Path, lock_fd: int, on_event: OnEvent | N
         finally:
             code = proc.wait()
     result.seconds = time.monotonic() - started
+    if orphaned.is_set():
+        raise TrainingError(
+            "the run that started this training died, so training stopped and freed its lock; "
+            "the next run resumes from the last checkpoint"
+        )
+    full = result.last("disk_full")
+    if full:
+        raise DiskFullError(Path(full["path"]), full["detail"], full["free_at_failure"])
     if code != 0:
         how = f"was killed by {signal.Signals(-code).name}" if code < 0 else f"exited with {code}"
         tail = "\n".join(log.read_text(errors="replace").splitlines()[-20:])
@@ -185,6 +197,23 @@ def _run_child(job: dict, adapter_dir: Path, lock_fd: int, on_event: OnEvent | N
     if not (adapter_dir / "adapters.safetensors").is_file():
         raise TrainingError(f"training ended without writing {adapter_dir}/adapters.safetensors")
     return result
+
+
+def _watch_parent(proc: subprocess.Popen) -> threading.Event:
+    """Stop the child when our parent (the Dagster run worker) dies: a killed run must not leave
+    an orphan training that holds the adapter's lock and blocks the next run's resume."""
+    parent, orphaned = os.getppid(), threading.Event()
+
+    def watch() -> None:
+        while proc.poll() is None:
+            if os.getppid() != parent:  # re-parented: whoever started us is gone
+                orphaned.set()
+                proc.kill()
+                return
+            time.sleep(1.0)
+
+    threading.Thread(target=watch, name="train-parent-watch", daemon=True).start()
+    return orphaned
 
 
 @contextmanager

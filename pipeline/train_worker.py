@@ -31,6 +31,7 @@ from mlx_lm.tuner.utils import build_schedule, linear_to_lora_layers, print_trai
 from mlx_lm.utils import load, maybe_set_recommended_wired_limit, save_config
 
 from pipeline.config import LoraConfig
+from pipeline.disk import DiskFullError, disk_full_guard
 from pipeline.paths import atomic_dir
 from pipeline.train import CHECKPOINTS, KEEP_CHECKPOINTS, schedule_config
 
@@ -239,12 +240,13 @@ class Worker:
             "val_batches": cfg.val_batches,
             "save_every": cfg.checkpoint_every,
         }
-        save_config(config, out / ".adapter_config.json.tmp")
-        (out / ".metrics.json.tmp").write_text(json.dumps(self.history, indent=1) + "\n")
-        mx.save_safetensors(str(out / ".adapters.tmp.safetensors"), self.adapter_weights())
         names = ("adapter_config.json", "metrics.json", "adapters.safetensors")
         temps = (".adapter_config.json.tmp", ".metrics.json.tmp", ".adapters.tmp.safetensors")
-        _fsync(*(out / t for t in temps))
+        with disk_full_guard(out, partial=[out / t for t in temps]):
+            save_config(config, out / ".adapter_config.json.tmp")
+            (out / ".metrics.json.tmp").write_text(json.dumps(self.history, indent=1) + "\n")
+            mx.save_safetensors(str(out / ".adapters.tmp.safetensors"), self.adapter_weights())
+            _fsync(*(out / t for t in temps))
         for name, temp in zip(names, temps, strict=True):
             os.replace(out / temp, out / name)
         _fsync(out)
@@ -265,7 +267,13 @@ def main(job: dict) -> None:
     os.dup2(2, 1)  # whatever mlx-lm prints goes to the log, not into the event stream
     worker = Worker(job, events)
     worker.setup()
-    worker.run()
+    try:
+        worker.run()
+    except DiskFullError as exc:  # the parent raises it again, with the same path and figures
+        worker.emit(
+            "disk_full", path=str(exc.path), free_at_failure=exc.free_at_failure, detail=exc.detail
+        )
+        sys.exit(1)
 
 
 if __name__ == "__main__":

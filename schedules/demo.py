@@ -10,11 +10,14 @@ import dagster as dg
 
 from definitions import defs
 from pipeline.instance import MAIN_JOB
+from pipeline.processes import machine_id
+from resources.run_launcher import HOST_TAG
 
 
 def run(first: str, last: str) -> bool:
     job = defs.resolve_job_def(MAIN_JOB)
     tags = {"dagster/asset_partition_range_start": first, "dagster/asset_partition_range_end": last}
+    tags[HOST_TAG] = machine_id()  # if this process dies, run monitoring fails the run
     config = {"loggers": {"console": {"config": {"log_level": "INFO"}}}}
     with dg.DagsterInstance.get() as instance:
         result = job.execute_in_process(
