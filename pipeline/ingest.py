@@ -7,6 +7,7 @@ start on the requested days are parsed, so a nightly run reads one day, not the 
 from __future__ import annotations
 
 import json
+import time
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -16,7 +17,9 @@ from zoneinfo import ZoneInfo
 
 from pipeline.paths import atomic_write_text
 from pipeline.ratings import RatingsMapping, read_rated_conversations
-from pipeline.sessions import ReaderConfig, ingest_copy, read_projects
+from pipeline.sessions import ReaderConfig, ReadReport, ingest_copy, read_projects, session_logs
+from pipeline.sessions_files import lines, open_regular
+from pipeline.sessions_recover import SCAN
 from pipeline.types import Conversation
 
 PEEK_LINES = 50  # the first timestamped record is near the top of every session file
@@ -50,13 +53,24 @@ class IngestIndex:
 
     files: dict[str, dict] = field(default_factory=dict)  # rel path -> {size, mtime_ns, day}
     uuids: dict[str, tuple[str, str]] = field(default_factory=dict)
+    damaged: str | None = None  # why an unreadable index was set aside and rebuilt
 
     @classmethod
     def load(cls, path: Path) -> IngestIndex:
         if not path.is_file():
             return cls()
-        data = json.loads(path.read_text())
-        return cls(data["files"], {u: tuple(v) for u, v in data["uuids"].items()})
+        try:
+            data = json.loads(path.read_text())
+            return cls(dict(data["files"]), {u: tuple(v) for u, v in data["uuids"].items()})
+        except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
+            # Only a cache of what was read: rebuilt by reading the logs again. The damaged file
+            # is kept beside it for a look, never deleted.
+            aside = path.with_name(f"{path.name}.damaged-{time.strftime('%Y%m%dT%H%M%S')}")
+            path.replace(aside)
+            return cls(
+                damaged=f"{path.name} was unreadable ({type(exc).__name__}); kept as "
+                f"{aside.name}, every log is read again"
+            )
 
     def save(self, path: Path) -> None:
         atomic_write_text(path, json.dumps({"files": self.files, "uuids": self.uuids}))
@@ -68,40 +82,64 @@ class IngestIndex:
                     self.uuids.setdefault(turn.uuid, (conv.session_id, conv.component))
 
 
-def _start_timestamp(path: Path, known: dict[str, tuple[str, str]]) -> str | None:
+def _start_timestamp(
+    path: Path, known: dict[str, tuple[str, str]], reader: ReaderConfig, report: ReadReport
+) -> str | None:
     """The first timestamp of a record this session wrote itself (a resume replays history)."""
     session = path.stem
-    with path.open(encoding="utf-8", errors="replace") as fh:
-        for n, line in enumerate(fh):
-            if n >= PEEK_LINES and not known:
-                break
-            try:
-                record = json.loads(line.replace("\x00", ""))
-            except ValueError:
-                continue
-            if not isinstance(record, dict) or not isinstance(record.get("timestamp"), str):
-                continue
-            owner = known.get(record.get("uuid", ""))
-            if owner is None or owner[0] == session:
-                return record["timestamp"]
+    fh = open_regular(path, report.skip_path)
+    if fh is None:
+        return None
+    with fh:
+        try:
+            for n, raw in enumerate(lines(fh, reader.max_line_bytes)):
+                if n >= PEEK_LINES and not known:
+                    break
+                record = _first_value(raw)
+                if not isinstance(record, dict) or not isinstance(record.get("timestamp"), str):
+                    continue
+                owner = known.get(record.get("uuid", ""))
+                if owner is None or owner[0] == session:
+                    return record["timestamp"]
+        except OSError as exc:
+            report.skip_path("unreadable_file", path, exc.strerror or str(exc))
     return None
 
 
+def _first_value(raw: bytes | None) -> object:
+    """The value a line starts with; None for one too long, too deep or not JSON. A peek: the
+    reader proper recovers damaged lines and counts them."""
+    if raw is None:
+        return None
+    line = raw.decode(errors="replace").replace("\x00", "").strip()
+    try:
+        return SCAN(line, 0)[0]
+    except (ValueError, StopIteration, RecursionError):
+        return None
+
+
 def session_days(
-    projects_dir: Path, tz: ZoneInfo, index: IngestIndex | None = None
+    projects_dir: Path,
+    tz: ZoneInfo,
+    index: IngestIndex | None = None,
+    reader: ReaderConfig = ReaderConfig(),
+    report: ReadReport | None = None,
 ) -> dict[str, str]:
-    """Session id -> the local day it started; files unchanged since the index are not read."""
+    """Session id -> the local day it started; files unchanged since the index are not read.
+    Files and folders that cannot be read are counted in `report` when one is given."""
     index = index or IngestIndex()
+    report = report if report is not None else ReadReport()
     days: dict[str, str] = {}
-    for path in sorted(projects_dir.glob("*/*.jsonl")):
+    for entry in session_logs(projects_dir, report):
+        path, stat = entry.path, entry.st
         if path.name.startswith("agent-"):
             continue  # second-generation subagent logs belong to their session
-        rel, stat = str(path.relative_to(projects_dir)), path.stat()
+        rel = str(path.relative_to(projects_dir))
         seen = index.files.get(rel)
         if seen and (seen["size"], seen["mtime_ns"]) == (stat.st_size, stat.st_mtime_ns):
             day = seen["day"]
         else:
-            stamp = _start_timestamp(path, index.uuids)
+            stamp = _start_timestamp(path, index.uuids, reader, report)
             day = local_day(stamp, tz) if stamp else None
             if day:
                 index.files[rel] = {"size": stat.st_size, "mtime_ns": stat.st_mtime_ns, "day": day}
@@ -126,14 +164,16 @@ def collect_days(
     """
     wanted = sorted(set(wanted))
     batch = DayBatch(days={d: [] for d in wanted})
-    by_session = session_days(projects_dir, tz, index) if projects_dir.is_dir() else {}
+    # One report for the listing and the reading: a bad file is counted once, and files
+    # and folders that cannot be read are reported even on a day with nothing to read.
+    read = ReadReport()
+    by_session = session_days(projects_dir, tz, index, reader, read)
     chosen = {sid for sid, day in by_session.items() if day in batch.days}
     report: dict = {"days": wanted, "session_files": len(by_session), "sessions_read": len(chosen)}
     unassigned: Counter[str] = Counter()
     if chosen:
         known = index.uuids if index is not None else None
-        convs, read = read_projects(projects_dir, reader, only_sessions=chosen, known=known)
-        report["claude_code"] = read.to_json()
+        convs, read = read_projects(projects_dir, reader, chosen, known, read)
         if index is not None:
             index.remember(convs)
         for conv in convs:
@@ -142,6 +182,8 @@ def collect_days(
                 batch.days[day].append(conv)
             else:
                 unassigned["outside_requested_days"] += 1
+    if chosen or read.skipped:
+        report["claude_code"] = read.to_json()
     if ratings_url and wanted:
         since = wanted[0]
         until = (date.fromisoformat(wanted[-1]) + timedelta(days=1)).isoformat()

@@ -1,27 +1,43 @@
 """The Claude Code log reader: `~/.claude/projects` to one Conversation per linear path.
 
-Parsing lives in sessions_parse; the graph work (duplicates, split responses, rewinds,
+What is listed and opened (regular files only) lives in sessions_files; parsing in
+sessions_parse and sessions_recover; the graph work (duplicates, split responses, rewinds,
 components) in sessions_graph.
 """
 
 from __future__ import annotations
 
-import filecmp
 import gc
 import json
 import os
-import shutil
 from collections import defaultdict
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from pipeline.sessions_files import (
+    Entry,
+    ingest_copy,
+    list_folder,
+    read_text,
+    real_folder,
+    regular_file,
+)
 from pipeline.sessions_graph import Components, Tree, dedupe, merge_split
 from pipeline.sessions_model import LogFile, Node, ReaderConfig, ReadReport
 from pipeline.sessions_parse import Parser
 from pipeline.types import Conversation, ConversationKind
 
-__all__ = ["ReadReport", "ReaderConfig", "ingest_copy", "read_projects", "summarize"]
+__all__ = [
+    "ReadReport",
+    "ReaderConfig",
+    "ingest_copy",
+    "project_folders",
+    "read_projects",
+    "session_logs",
+    "summarize",
+]
+META_BYTES = 1 << 20  # an agent's meta.json holds a few ids
 
 
 def read_projects(
@@ -29,21 +45,24 @@ def read_projects(
     config: ReaderConfig = ReaderConfig(),
     only_sessions: set[str] | None = None,
     known: dict[str, tuple[str, str]] | None = None,
+    report: ReadReport | None = None,
 ) -> tuple[list[Conversation], ReadReport]:
     """Every conversation under `projects_dir` (one folder per project), or only those of
     `only_sessions`. With `known` (uuid -> (session, component) of records already ingested),
     only the chosen sessions' own files are parsed: a replayed record is dropped as a
     duplicate and links its session to the origin's component, so nothing is read twice.
-    Without it, the chosen sessions' project folders are read whole.
+    Without it, the chosen sessions' project folders are read whole. Files and folders that
+    cannot be read are counted in the report (pass one to share it with a listing pass).
     """
-    report = ReadReport()
+    report = report if report is not None else ReadReport()
     out: list[Conversation] = []
     # Millions of long-lived objects and no cycles: the cyclic GC would only rescan them.
     collecting = gc.isenabled()
     gc.disable()
     try:
-        for project_dir in _project_dirs(Path(projects_dir), only_sessions):
-            out.extend(_read_project(project_dir, config, report, only_sessions, known))
+        projects = project_folders(Path(projects_dir), report)
+        for project_dir, entries in _chosen(projects, only_sessions):
+            out.extend(_read_project(project_dir, entries, config, report, only_sessions, known))
     finally:
         if collecting:
             gc.enable()
@@ -60,85 +79,119 @@ def summarize(projects_dir: Path) -> dict[str, Any]:
     return read_projects(Path(projects_dir))[1].to_json()
 
 
-def ingest_copy(projects_dir: Path, dest: Path) -> dict[str, int]:
-    """Copy new or changed files into `dest` so history outlives Claude Code's cleanup.
-
-    Unchanged means same size and mtime, or else same bytes; nothing in `dest` is deleted, and
-    each file lands under a temporary name first so readers never see half of it.
-    """
-    projects_dir, dest = Path(projects_dir), Path(dest)
-    copied = unchanged = nbytes = 0
-    for src in sorted(p for p in projects_dir.rglob("*") if p.is_file()):
-        target = dest / src.relative_to(projects_dir)
-        stat = src.stat()
-        if target.is_file():
-            old = target.stat()
-            if old.st_size == stat.st_size and (
-                old.st_mtime_ns == stat.st_mtime_ns or filecmp.cmp(src, target, shallow=False)
-            ):
-                os.utime(target, ns=(stat.st_atime_ns, stat.st_mtime_ns))  # next time: no read
-                unchanged += 1
-                continue
-        target.parent.mkdir(parents=True, exist_ok=True)
-        tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
-        try:
-            shutil.copy2(src, tmp)
-            os.replace(tmp, target)
-        finally:
-            tmp.unlink(missing_ok=True)
-        copied += 1
-        nbytes += stat.st_size
-    return {"copied": copied, "unchanged": unchanged, "bytes": nbytes}
+def project_folders(
+    projects_dir: Path, report: ReadReport
+) -> list[tuple[Path, list[os.DirEntry[str]]]]:
+    """Each project folder with its entries; unreadable ones are reported. Only real folders:
+    a linked one is reported, never followed (see sessions_files)."""
+    if not os.path.lexists(projects_dir):
+        return []  # no Claude Code history yet
+    out = []
+    for entry in list_folder(projects_dir, report.skip_path) or ():
+        if real_folder(Path(entry.path), report.skip_path):
+            entries = list_folder(Path(entry.path), report.skip_path)
+            if entries is not None:
+                out.append((Path(entry.path), entries))
+    return out
 
 
-def _project_dirs(projects_dir: Path, only: set[str] | None) -> list[Path]:
-    dirs = sorted(p for p in projects_dir.iterdir() if p.is_dir()) if projects_dir.is_dir() else []
+def session_logs(projects_dir: Path, report: ReadReport) -> list[Entry]:
+    """The top-level `<project>/<session>.jsonl` files that are regular files, in name order."""
+    out = []
+    for project_dir, entries in project_folders(projects_dir, report):
+        for entry in entries:
+            if _is_log(entry.name):
+                found = regular_file(project_dir / entry.name, report.skip_path)
+                if found is not None:
+                    out.append(found)
+    return sorted(out, key=lambda e: e.path)
+
+
+def _is_log(name: str) -> bool:
+    return name.endswith(".jsonl") and not name.startswith(".")  # as glob("*.jsonl") had it
+
+
+def _chosen(
+    projects: list[tuple[Path, list[os.DirEntry[str]]]], only: set[str] | None
+) -> list[tuple[Path, list[os.DirEntry[str]]]]:
     if only is None:
-        return dirs
+        return projects
     # A session, its resumes and its agents share one project folder; ids found nowhere by
     # name (records whose sessionId differs from the file name) need every folder read.
+    names = [{e.name for e in entries} for _, entries in projects]
     hits = {
-        sid: [d for d in dirs if (d / f"{sid}.jsonl").exists() or (d / sid).is_dir()]
-        for sid in only
+        sid: {i for i, n in enumerate(names) if f"{sid}.jsonl" in n or sid in n} for sid in only
     }
     if any(not found for found in hits.values()):
-        return dirs
-    return sorted({d for found in hits.values() for d in found})
+        return projects
+    keep = set().union(*hits.values())
+    return [p for i, p in enumerate(projects) if i in keep]
 
 
-def _log_files(project_dir: Path, config: ReaderConfig, report: ReadReport) -> list[LogFile]:
-    files = []
-    for path in sorted(project_dir.glob("*.jsonl")):
-        if config.internal(path.name):
+def _log_files(
+    project_dir: Path, entries: list[os.DirEntry[str]], config: ReaderConfig, report: ReadReport
+) -> list[LogFile]:
+    files, folders = [], []
+    for entry in entries:
+        path = project_dir / entry.name
+        if not _is_log(entry.name):
+            if real_folder(path, report.skip_path):
+                folders.append(path)
+        elif config.internal(entry.name):
             report.skipped["internal_agent"] += 1
-        elif path.name.startswith("agent-"):  # second generation: its records name the session
+        elif regular_file(path, report.skip_path) is None:
+            continue
+        elif entry.name.startswith("agent-"):  # second generation: its records name the session
             files.append(LogFile(path, project_dir, None, agent=path.stem.removeprefix("agent-")))
         else:
             files.append(LogFile(path, project_dir, path.stem))
-    for path in sorted(project_dir.glob("*/subagents/*.jsonl")):
-        if config.internal(path.name):
-            report.skipped["internal_agent"] += 1
-            continue
-        meta = _json_file(path.with_suffix(".meta.json"))
-        call = meta.get("toolUseId")
-        agent = path.stem.removeprefix("agent-")
-        session = path.parent.parent.name
-        files.append(
-            LogFile(path, project_dir, session, agent, call if isinstance(call, str) else None)
-        )
+    for folder in folders:
+        files.extend(_subagent_logs(folder, project_dir, config, report))
     return files
 
 
-def _json_file(path: Path) -> dict[str, Any]:
+def _subagent_logs(
+    folder: Path, project_dir: Path, config: ReaderConfig, report: ReadReport
+) -> list[LogFile]:
+    """Third generation: `<session>/subagents/agent-<id>.jsonl`, beside its meta.json."""
+    inside = list_folder(folder, report.skip_path)  # an unreadable session folder is reported
+    subagents = folder / "subagents"
+    if not any(e.name == "subagents" for e in inside or ()):
+        return []
+    if not real_folder(subagents, report.skip_path):
+        return []
+    files = []
+    for entry in list_folder(subagents, report.skip_path) or ():
+        path = subagents / entry.name
+        if not _is_log(entry.name):
+            continue
+        if config.internal(entry.name):
+            report.skipped["internal_agent"] += 1
+            continue
+        if regular_file(path, report.skip_path) is None:
+            continue
+        call = _json_file(path.with_suffix(".meta.json"), report).get("toolUseId")
+        agent = path.stem.removeprefix("agent-")
+        call = call if isinstance(call, str) else None
+        files.append(LogFile(path, project_dir, folder.name, agent, call))
+    return files
+
+
+def _json_file(path: Path, report: ReadReport) -> dict[str, Any]:
+    if not os.path.lexists(path):
+        return {}
+    text = read_text(path, report.skip_path, META_BYTES)
     try:
-        value = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+        value = json.loads(text) if text is not None else None
+    except (ValueError, RecursionError):
+        report.skip_path("unparseable_file", path, "not JSON")
         return {}
     return value if isinstance(value, dict) else {}
 
 
 def _read_project(
     project_dir: Path,
+    entries: list[os.DirEntry[str]],
     config: ReaderConfig,
     report: ReadReport,
     only: set[str] | None,
@@ -146,7 +199,7 @@ def _read_project(
 ) -> list[Conversation]:
     parser = Parser(config, report)
     links = Components()
-    logs = _log_files(project_dir, config, report)
+    logs = _log_files(project_dir, entries, config, report)
     inherited: dict[str, str] = {}  # session -> component of the history it resumes
     if only is not None and known is not None:
         logs = [log for log in logs if log.session is None or log.session in only]

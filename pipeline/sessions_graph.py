@@ -33,7 +33,8 @@ class Components:
 
 
 def dedupe(files: Iterable[list[Node]], report: ReadReport, links: Components) -> dict[str, Node]:
-    """One node per uuid, the earliest copy; a resume replays records under a new session."""
+    """One node per uuid: the most complete copy (intact beats damaged, whatever the order),
+    else the earliest; a resume replays records under a new session."""
     nonempty = [nodes for nodes in files if nodes]
     # The origin of a replay ends first: on equal timestamps its copy wins.
     nonempty.sort(key=lambda nodes: (max(n.timestamp for n in nodes), nodes[0].seq))
@@ -41,11 +42,18 @@ def dedupe(files: Iterable[list[Node]], report: ReadReport, links: Components) -
     for nodes in nonempty:
         for node in nodes:
             old = kept.setdefault(node.uuid, node)
-            if old is not node:
-                report.skipped["duplicate_uuid"] += 1
-                links.union(old.session, node.session)
-                if node.timestamp < old.timestamp:
+            if old is node:
+                continue
+            links.union(old.session, node.session)
+            ours, theirs = node.completeness(), old.completeness()
+            if ours != theirs:  # the dropped copy lost text or was repaired
+                report.skipped["duplicate_uuid_less_complete"] += 1
+                if ours > theirs:
                     kept[node.uuid] = node
+                continue
+            report.skipped["duplicate_uuid"] += 1
+            if node.timestamp < old.timestamp:
+                kept[node.uuid] = node
     return kept
 
 

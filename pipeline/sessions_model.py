@@ -9,6 +9,8 @@ from typing import Any
 
 from pipeline.types import Turn
 
+MAX_PROBLEMS = 100  # files and folders named in a report; the counts go on past it
+
 
 @dataclass
 class ReadReport:
@@ -17,16 +19,35 @@ class ReadReport:
     records: int = 0
     skipped: Counter[str] = field(default_factory=Counter)  # reason -> count
     recovered: int = 0  # records rescued from damaged lines
+    repaired: Counter[str] = field(default_factory=Counter)  # kept after a repair: reason -> count
     merged_turns: int = 0  # assistant records merged into an earlier record of the same response
     sessions: int = 0
     conversations: int = 0
     subagent_conversations: int = 0
     compactions: int = 0
     rewinds: int = 0
+    problems: list[dict[str, str]] = field(default_factory=list)  # skipped files/folders, and why
+
+    def __post_init__(self) -> None:
+        self._noted: set[tuple[str, str]] = (
+            set()
+        )  # not a field: listing and reading meet a file twice
+
+    def skip_path(self, reason: str, path: Path, detail: str = "") -> None:
+        """Count a file or folder that is not read, once per path, and name it in `problems`."""
+        key = (reason, str(path))
+        if key in self._noted:
+            return
+        self._noted.add(key)
+        self.skipped[reason] += 1
+        if len(self.problems) < MAX_PROBLEMS:
+            self.problems.append({"path": str(path), "reason": reason, "detail": detail})
 
     def to_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {f.name: getattr(self, f.name) for f in fields(self)}
         out["skipped"] = dict(sorted(self.skipped.items()))
+        out["repaired"] = dict(sorted(self.repaired.items()))
+        out["problems"] = list(self.problems)
         return out
 
 
@@ -34,6 +55,14 @@ class ReadReport:
 class ReaderConfig:
     keep_thinking: bool = True  # thinking kept as Block(kind="thinking"), signature dropped
     max_tool_output_chars: int = 20_000  # longer tool outputs keep their head and tail
+    # Bytes. Parsing is linear, so this only bounds memory: one line is held whole. Real
+    # lines reach several MB (large tool results written inline); longer ones are skipped
+    # (counted as line_too_long). 0: no limit.
+    max_line_bytes: int = 64 * 2**20
+    # Nesting of a tool call's input, the one part of a record kept as an object (and
+    # serialized again later, where deep nesting would exhaust the stack). Real inputs nest a
+    # few levels; a line nested past the JSON scanner's own limit is skipped whole.
+    max_depth: int = 100
     exclude_agent_prefixes: tuple[str, ...] = (
         "agent-acompact-",
         "agent-aprompt_suggestion-",
@@ -70,3 +99,8 @@ class Node:
     human: bool = False  # a typed prompt: siblings of these are rewinds
     merge_key: tuple[str, ...] | None = None
     compaction: bool = False
+    damage: int = 0  # 0: intact; more: rescued from a damaged line, a key repaired, bytes replaced
+
+    def completeness(self) -> tuple[bool, int]:
+        """Of two copies of one uuid, the greater keeps its text."""
+        return (self.turn is not None and bool(self.turn.blocks), -self.damage)

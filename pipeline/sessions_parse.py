@@ -1,23 +1,22 @@
-"""Claude Code JSONL to graph nodes: damaged-line recovery, record triage and turn building."""
+"""Claude Code JSONL to graph nodes: record triage and turn building (damaged lines are
+rescued in sessions_recover)."""
 
 from __future__ import annotations
 
-import json
 import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from pipeline.sessions_files import lines, open_regular, read_text
 from pipeline.sessions_model import LogFile, Node, ReaderConfig, ReadReport
+from pipeline.sessions_recover import RECORD_TYPES, SCAN, near_key, recover, too_deep
 from pipeline.types import Block, Turn, TurnKind
 
+__all__ = ["RECORD_TYPES", "Parser", "recover", "truncate"]
+
 SPAWNERS = frozenset({"Task", "Agent"})
-METADATA = frozenset(
-    {
-        *("summary", "file-history-snapshot", "queue-operation", "progress", "attachment"),
-        *("ai-title", "custom-title", "last-prompt", "permission-mode", "mode", "agent-name"),
-    }
-)
-RECORD_TYPES = METADATA | {"user", "assistant", "system"}
+METADATA = RECORD_TYPES - {"user", "assistant", "system"}
 COMMAND_PREFIXES = (
     *("<command-name>", "<command-message>", "<command-args>", "<local-command-caveat>"),
     *("<local-command-stdout>", "<local-command-stderr>", "<bash-input>", "<bash-stdout>"),
@@ -25,12 +24,22 @@ COMMAND_PREFIXES = (
 )
 INTERRUPTED = "[Request interrupted by user"  # written by the harness, not typed
 PERSISTED = "<persisted-output>"
-_DECODER = json.JSONDecoder()
-_SCAN = _DECODER.scan_once  # the C scanner: skips json.loads' Python layers on every line
 
 
 def _str(value: Any) -> str:
     return value if isinstance(value, str) else ""
+
+
+def _is_dict(value: Any) -> bool:
+    return isinstance(value, dict)
+
+
+def _is_type(value: Any) -> bool:
+    return isinstance(value, str) and value in RECORD_TYPES
+
+
+def _is_content(value: Any) -> bool:
+    return isinstance(value, str | list)
 
 
 def truncate(text: str, limit: int) -> str:
@@ -42,41 +51,8 @@ def truncate(text: str, limit: int) -> str:
     return f"{text[:head]}\n[... truncated {len(text) - limit} chars ...]\n{tail}"
 
 
-def _record_like(value: Any) -> bool:
-    # Objects nested in a record (message, content blocks, usage) must not pass for records.
-    if not isinstance(value, dict):
-        return False
-    kind = value.get("type")
-    return (
-        "uuid" in value or "sessionId" in value or (isinstance(kind, str) and kind in RECORD_TYPES)
-    )
-
-
-def recover(line: str) -> tuple[list[Any], bool]:
-    """The values on a line the fast path refused, and whether the line was damaged: NULs are
-    stripped, then each `{"` is tried in turn (records fused by `}{` or after a cut)."""
-    text = line.strip()
-    damaged = "\x00" in text
-    if damaged:
-        text = text.replace("\x00", "").strip()
-    if not text:
-        return [], damaged
-    try:
-        return [json.loads(text)], damaged
-    except ValueError:
-        pass
-    found = []
-    pos = text.find('{"')
-    while pos != -1:
-        try:
-            value, end = _DECODER.raw_decode(text, pos)
-        except ValueError:
-            pos = text.find('{"', pos + 1)
-            continue
-        if _record_like(value):
-            found.append(value)
-        pos = text.find('{"', end)
-    return found, True
+class _TooDeep(Exception):
+    """A tool input nested past ReaderConfig.max_depth: its record's turn is skipped."""
 
 
 class Parser:
@@ -87,56 +63,76 @@ class Parser:
         self.seq = 0
         self.agent_calls: dict[tuple[str, str], str] = {}  # (session, agent id) -> tool_use id
         self.prompt_calls: dict[tuple[str, str], str] = {}  # (session, prompt) -> tool_use id
+        self.nodes: list[Node] = []  # of the file being read
+        self.last_ts = ""  # the latest timestamp seen in it: records without one inherit it
 
     def read(self, log: LogFile) -> list[Node]:
-        report, skipped = self.report, self.report.skipped
+        report = self.report
+        fh = open_regular(log.path, report.skip_path)
+        if fh is None:
+            return []
         report.files += 1
-        nodes: list[Node] = []
-        seen: set[int] = set()
-        last_ts = ""
-        records = recovered = 0
-        scan = _SCAN
-        with log.path.open(encoding="utf-8", errors="replace", newline="\n") as fh:
+        self.nodes, self.last_ts = [], ""
+        with fh:
             report.bytes += os.fstat(fh.fileno()).st_size
-            for line in fh:
-                if line == "\n":
-                    continue
-                key = hash(line)  # repeated base64 lines bloat real logs to gigabytes
-                if key in seen:
-                    skipped["duplicate_line"] += 1
-                    continue
-                seen.add(key)
-                damaged = False
-                try:
-                    value, end = scan(line, 0)
-                    n = len(line)
-                    if end != n and (end != n - 1 or line[end] != "\n"):
-                        raise ValueError("extra data")
-                    values: list[Any] = [value]
-                except (ValueError, StopIteration):
-                    values, damaged = recover(line)
-                    if not values:
-                        skipped["unparseable_line"] += damaged  # blank lines are no damage
-                        continue
-                for value in values:
-                    if value.__class__ is not dict:
-                        skipped["bare_string" if isinstance(value, str) else "not_an_object"] += 1
-                        continue
-                    records += 1
-                    recovered += damaged
-                    ts = value.get("timestamp")
-                    if ts and isinstance(ts, str):
-                        last_ts = ts
-                    node = self.record(value, log, last_ts)
-                    if node is not None:
-                        nodes.append(node)
-        report.records += records
-        report.recovered += recovered
+            try:
+                self._lines(fh, log)
+            except OSError as exc:  # a read error part way: keep what came before it
+                report.skip_path("unreadable_file", log.path, exc.strerror or str(exc))
         if log.agent and log.session and log.tool_use_id:
             self.agent_calls[(log.session, log.agent)] = log.tool_use_id  # meta.json wins
-        return nodes
+        return self.nodes
 
-    def record(self, rec: dict[str, Any], log: LogFile, ts: str) -> Node | None:
+    def _lines(self, fh: Any, log: LogFile) -> None:
+        report, skipped, repaired = self.report, self.report.skipped, self.report.repaired
+        seen: set[int] = set()
+        scan = SCAN
+        for raw in lines(fh, self.config.max_line_bytes):
+            if raw is None:
+                skipped["line_too_long"] += 1
+                continue
+            if raw == b"\n":
+                continue
+            key = hash(raw)  # repeated base64 lines bloat real logs to gigabytes
+            if key in seen:
+                skipped["duplicate_line"] += 1
+                continue
+            seen.add(key)
+            try:
+                line, damage = raw.decode(), 0
+            except UnicodeDecodeError:
+                line, damage = raw.decode(errors="replace"), 1
+                repaired["invalid_utf8"] += 1
+            damaged = False
+            try:
+                value, end = scan(line, 0)
+                n = len(line)
+                if end != n and (end != n - 1 or line[end] != "\n"):
+                    raise ValueError("extra data")
+                values: list[Any] = [value]
+            except (ValueError, StopIteration):
+                values, damaged, reason = recover(line)
+                if not values:
+                    if reason:  # blank lines are no damage
+                        skipped[reason] += 1
+                    continue
+            except RecursionError:  # nested past what the C scanner allows
+                skipped["too_deep"] += 1
+                continue
+            for value in values:
+                if value.__class__ is not dict:
+                    skipped["bare_string" if isinstance(value, str) else "not_an_object"] += 1
+                    continue
+                report.records += 1
+                report.recovered += damaged
+                ts = value.get("timestamp")
+                if ts and isinstance(ts, str):
+                    self.last_ts = ts
+                node = self.record(value, log, self.last_ts, damage + damaged)
+                if node is not None:
+                    self.nodes.append(node)
+
+    def record(self, rec: dict[str, Any], log: LogFile, ts: str, damage: int = 0) -> Node | None:
         skipped = self.report.skipped
         session = log.session or _str(rec.get("sessionId")) or log.path.stem
         agent = log.agent
@@ -146,24 +142,40 @@ class Parser:
                 skipped["internal_agent"] += 1
                 return None
         kind = rec.get("type")
+        if kind is None and "type" not in rec and (kind := self._repair(rec, "type", _is_type)):
+            damage += 1
         uuid = rec.get("uuid")
         parent = rec.get("parentUuid") or rec.get("logicalParentUuid")
         if parent.__class__ is not str:
             parent = None
         self.seq += 1
+        conversational = kind == "user" or kind == "assistant"
+        if uuid is None and conversational and (uuid := self._repair(rec, "uuid", _str)):
+            damage += 1
         linked = uuid.__class__ is str and uuid != ""
         if not linked:
             uuid = f"{log.path.name}:{self.seq}"  # old or hand-made records: kept as orphans
         turn = None
-        if kind == "user" or kind == "assistant":
+        if conversational:
             message = rec.get("message")
+            if message is None and (message := self._repair(rec, "message", _is_dict)):
+                damage += 1
             if message.__class__ is dict:
-                turn = self.turn(rec, kind, message, uuid, parent, ts, session, log)
+                if "content" not in message and (
+                    body := self._repair(message, "content", _is_content)
+                ):
+                    message, damage = {**message, "content": body}, damage + 1
+                try:
+                    turn = self.turn(rec, kind, message, uuid, parent, ts, session, log)
+                except _TooDeep:
+                    skipped["too_deep"] += 1
             else:
                 skipped["missing_message"] += 1
         elif kind == "system":
             if rec.get("subtype") == "compact_boundary":
-                return Node(uuid, parent, ts, self.seq, session, agent, None, compaction=True)
+                return Node(
+                    uuid, parent, ts, self.seq, session, agent, None, compaction=True, damage=damage
+                )
             skipped["system"] += 1
         elif isinstance(kind, str) and kind in METADATA:
             skipped["metadata"] += 1
@@ -171,13 +183,23 @@ class Parser:
             skipped["unknown_type"] += 1
         if turn is None:
             # A record that says nothing may still link others: keep it if it has a uuid.
-            return Node(uuid, parent, ts, self.seq, session, agent, None) if linked else None
-        node = Node(uuid, parent, ts, self.seq, session, agent, turn, turn.kind == "human")
+            if not linked:
+                return None
+            return Node(uuid, parent, ts, self.seq, session, agent, None, damage=damage)
+        human = turn.kind == "human"
+        node = Node(uuid, parent, ts, self.seq, session, agent, turn, human, damage=damage)
         if turn.message_id:
             request = _str(rec.get("requestId"))
             # Gateways drop requestId or reuse message ids: then the timestamp must match too.
             node.merge_key = (session, agent or "", turn.message_id, request, "" if request else ts)
         return node
+
+    def _repair(self, obj: dict[str, Any], key: str, fits: Callable[[Any], Any]) -> Any:
+        """The value of a misspelled `key`, counted as repaired; None when there is none."""
+        value = near_key(obj, key, fits)
+        if value is not None:
+            self.report.repaired["misspelled_key"] += 1
+        return value
 
     def turn(
         self,
@@ -219,10 +241,12 @@ class Parser:
                 blocks.append(Block("text", _str(item.get("text"))))
             elif kind == "tool_use":
                 args = item.get("input")
+                if args.__class__ is not dict:
+                    args = {}
+                elif too_deep(args, self.config.max_depth):
+                    raise _TooDeep  # kept as an object, it would exhaust the stack downstream
                 name, call = _str(item.get("name")), _str(item.get("id"))
-                blocks.append(
-                    Block("tool_use", "", name, args if args.__class__ is dict else {}, call)
-                )
+                blocks.append(Block("tool_use", "", name, args, call))
             elif kind == "tool_result":
                 call = _str(item.get("tool_use_id"))
                 text = self.tool_output(item.get("content"), call, rec, log, session)
@@ -256,21 +280,26 @@ class Parser:
         else:
             text = ""
         if PERSISTED in text and call:
-            full = _persisted(log, call, (_str(rec.get("sessionId")), session, log.path.stem))
+            sessions = (_str(rec.get("sessionId")), session, log.path.stem)
+            full = self.persisted(log, call, sessions)
             text = text if full is None else full
         limit = self.config.max_tool_output_chars
         return truncate(text, limit) if len(text) > limit else text
 
+    def persisted(self, log: LogFile, call: str, sessions: tuple[str, ...]) -> str | None:
+        """The full output Claude Code moved to `<sessionId>/tool-results/<tool_use_id>.txt`;
+        None (the inline preview stays) when it is absent or cannot be read."""
+        if "/" in call or "\\" in call or call.startswith("."):
+            return None  # ids come from the log: never let one point outside the project
+        for session in dict.fromkeys(s for s in sessions if s and _plain_name(s)):
+            path: Path = log.project_dir / session / "tool-results" / f"{call}.txt"
+            if os.path.lexists(path):
+                return read_text(path, self.report.skip_path, self.config.max_line_bytes)
+        return None
 
-def _persisted(log: LogFile, call: str, sessions: tuple[str, ...]) -> str | None:
-    """The full output Claude Code moved to `<sessionId>/tool-results/<tool_use_id>.txt`."""
-    if "/" in call or "\\" in call or call.startswith("."):
-        return None  # ids come from the log: never let one point outside the project
-    for session in dict.fromkeys(s for s in sessions if s and "/" not in s):
-        path: Path = log.project_dir / session / "tool-results" / f"{call}.txt"
-        if path.is_file():
-            return path.read_text(encoding="utf-8", errors="replace")
-    return None
+
+def _plain_name(name: str) -> bool:
+    return "/" not in name and "\\" not in name and not name.startswith(".")
 
 
 def _user_kind(rec: dict[str, Any], blocks: list[Block]) -> TurnKind:

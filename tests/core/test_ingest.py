@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from zoneinfo import ZoneInfo
 
-from pipeline.ingest import collect_days, local_day, session_days
+from pipeline.ingest import IngestIndex, collect_days, local_day, session_days
 
 UTC = ZoneInfo("UTC")
 
@@ -127,3 +127,17 @@ def test_a_session_resumed_days_later_joins_its_origin_without_rereading(tmp_pat
     assert resumed.component == origin.component
     assert nightly.report["claude_code"]["skipped"]["duplicate_uuid"] == 2
     assert nightly.report["sessions_read"] == 1  # the origin's file was not parsed again
+
+
+def test_damaged_index_is_set_aside_and_rebuilt(tmp_path):
+    """A truncated index.json (a crash, a full disk) costs a re-read, never the run."""
+    path = tmp_path / "index.json"
+    path.write_text('{"files": {"a.jsonl": {"size": 1')
+    index = IngestIndex.load(path)
+    assert index.files == {} and index.uuids == {}
+    assert "kept as index.json.damaged-" in index.damaged
+    kept = list(tmp_path.glob("index.json.damaged-*"))
+    assert len(kept) == 1 and kept[0].read_text().startswith('{"files"')
+    assert not path.exists()
+    index.save(path)
+    assert IngestIndex.load(path).damaged is None

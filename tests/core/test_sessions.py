@@ -306,15 +306,38 @@ def test_damaged_lines_lose_nothing_else(tmp_path: Path, name: str) -> None:
         assert report.skipped == Counter({reason: 1}) and report.recovered == 0
 
 
-def test_misspelled_message_key_skips_only_that_record(tmp_path: Path) -> None:
+@pytest.mark.parametrize("key", ["mesage", "messsage", "Message", "mesasge"])
+def test_misspelled_message_key_is_repaired(tmp_path: Path, key: str) -> None:
     records = chat(3)
-    records[2] = {("mesage" if k == "message" else k): v for k, v in records[2].items()}
+    records[2] = {(key if k == "message" else k): v for k, v in records[2].items()}
+    write(tmp_path, f"{SID}.jsonl", records)
+    convs, report = read(tmp_path)
+    assert [t.uuid for t in main_of(convs).turns] == [r["uuid"] for r in records]
+    assert main_of(convs).turns[2].text == "question 1"
+    assert report.repaired == Counter({"misspelled_key": 1}) and not report.skipped
+
+
+def test_misspelled_content_and_type_keys_are_repaired(tmp_path: Path) -> None:
+    records = chat(2)
+    records[0]["message"] = {"role": "user", "contnet": "question 0"}
+    records[2] = {("tpye" if k == "type" else k): v for k, v in records[2].items()}
+    write(tmp_path, f"{SID}.jsonl", records)
+    convs, report = read(tmp_path)
+    turns = main_of(convs).turns
+    assert [t.uuid for t in turns] == [r["uuid"] for r in records]
+    assert turns[0].text == "question 0" and turns[2].text == "question 1"
+    assert report.repaired == Counter({"misspelled_key": 2}) and not report.skipped
+
+
+def test_a_key_too_far_from_message_skips_only_that_record(tmp_path: Path) -> None:
+    records = chat(3)
+    records[2] = {("msg" if k == "message" else k): v for k, v in records[2].items()}
     write(tmp_path, f"{SID}.jsonl", records)
     convs, report = read(tmp_path)
     uuids = [t.uuid for t in main_of(convs).turns]
     assert uuids == [r["uuid"] for r in records if r is not records[2]]
     assert main_of(convs).turns[2].parent_uuid == "u1"  # the chain still runs through it
-    assert report.skipped == Counter({"missing_message": 1})
+    assert report.skipped == Counter({"missing_message": 1}) and not report.repaired
 
 
 @pytest.mark.skipif(not FIXTURES.is_dir(), reason=f"{FIXTURES} is not mounted")
@@ -395,9 +418,11 @@ def test_sample_persisted_output_is_read_from_its_file(sample: SampleSummary) ->
 def test_sample_damage_is_accounted_for(sample: SampleSummary, sample_read: Any) -> None:
     convs, report = sample_read
     assert sample.damaged_lines == 5
-    # truncated, bare and misspelled are skipped; fused (two records) and NUL are recovered.
+    # truncated and bare are skipped; fused (two records) and NUL are recovered; the
+    # misspelled key is repaired.
     assert report.skipped["unparseable_line"] == 1 and report.skipped["bare_string"] == 1
-    assert report.skipped["missing_message"] == 1 and report.recovered == 3
+    assert report.skipped["missing_message"] == 0 and report.recovered == 3
+    assert report.repaired == Counter({"misspelled_key": 1})
     turns = {t.uuid for c in convs for t in c.turns}
     messages = {t.message_id for c in convs for t in c.turns}
     for path in sample.projects_dir.rglob("*.jsonl"):
@@ -406,7 +431,10 @@ def test_sample_damage_is_accounted_for(sample: SampleSummary, sample_read: Any)
                 record = json.loads(line)
             except ValueError:
                 continue
-            if "acompact" in path.name or not isinstance(record, dict) or "message" not in record:
+            if "acompact" in path.name or not isinstance(record, dict):
+                continue
+            record.setdefault("message", record.pop("mesage", None))
+            if record["message"] is None:
                 continue
             if record["type"] == "user":
                 assert record["uuid"] in turns, f"lost {record['uuid']} from {path.name}"
