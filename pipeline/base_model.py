@@ -10,9 +10,12 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import logging
 import shutil
 import sqlite3
+import stat
 from collections.abc import Callable, Iterable, Iterator
+from contextlib import closing
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -21,6 +24,7 @@ import numpy as np
 from pipeline.artifacts import sha256_file
 from pipeline.config import CHATML_TEMPLATE, IM_END, IM_START, BaseModelConfig
 from pipeline.paths import atomic_dir, cache_root
+from pipeline.ratings_values import text as stored_text
 
 SPECIAL = ("<unk>", "<s>", "</s>")  # ids 0, 1, 2 as in llama-2's tokenizer
 TEXT_KEYS = ("content", "text", "thinking", "prompt", "description", "summary", "stdout")
@@ -29,6 +33,9 @@ SEED_TEXT = (
     "system\nuser\nassistant\ntool\nYou are a helpful coding assistant.",
     "The quick brown fox jumps over the lazy dog. 0123456789",
 )
+_SQLITE_MAGIC = b"SQLite format 3\x00"
+# Called with each file left out of the corpus and why; the default logs a warning.
+OnSkip = Callable[[Path, str], None]
 
 
 @dataclass(frozen=True)
@@ -42,52 +49,107 @@ class BaseModelInfo:
 
 
 def _strings(value: object) -> Iterator[str]:
-    """Text fields anywhere in a JSON record (message content, tool input, results)."""
-    if isinstance(value, dict):
-        for key, item in value.items():
-            if isinstance(item, str) and key in TEXT_KEYS:
-                yield item
-            elif isinstance(item, dict | list):
-                yield from _strings(item)
-    elif isinstance(value, list):
-        for item in value:
-            yield from ([item] if isinstance(item, str) else _strings(item))
+    """Text fields anywhere in a JSON record (message content, tool input, results), in order."""
+    stack = [value]  # a loop, not recursion: json.loads accepts nesting deeper than Python's stack
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            yield item  # only text is pushed: a text key's value, or a string in a list
+        elif isinstance(item, dict):
+            stack.extend(
+                inner
+                for key, inner in reversed(item.items())
+                if (isinstance(inner, str) and key in TEXT_KEYS) or isinstance(inner, dict | list)
+            )
+        elif isinstance(item, list):
+            stack.extend(reversed(item))
 
 
-def workspace_corpus(*roots: Path) -> Iterator[str]:
-    """Lines of text from workspaces: session logs, skill docs and rated conversations."""
+def _log_skip(path: Path, reason: str) -> None:
+    logging.getLogger(__name__).warning("tokenizer corpus: skipped %s: %s", path, reason)
+
+
+def workspace_corpus(*roots: Path, on_skip: OnSkip = _log_skip) -> Iterator[str]:
+    """Lines of text from workspaces: session logs, skill docs and rated conversations.
+
+    A file that cannot be read as what its name says is left out and passed to `on_skip`.
+    """
     for root in roots:
-        yield from _root_corpus(root)
+        yield from _root_corpus(root, on_skip)
 
 
-def _root_corpus(root: Path) -> Iterator[str]:
+def _root_corpus(root: Path, on_skip: OnSkip) -> Iterator[str]:
     if root.is_file():
-        yield from _database_corpus(root)
+        yield from _database_corpus(root, on_skip)
         return
     for path in sorted(root.rglob("*.jsonl")):
+        yield from _jsonl_corpus(path, on_skip)
+    for path in sorted(root.rglob("*.md")):
+        if _regular(path, on_skip):
+            try:
+                yield from path.read_text(encoding="utf-8", errors="replace").splitlines()
+            except OSError as exc:
+                on_skip(path, f"cannot read it: {exc.strerror or exc}")
+    for path in sorted([*root.rglob("*.sqlite"), *root.rglob("*.db")]):
+        yield from _database_corpus(path, on_skip)
+
+
+def _regular(path: Path, on_skip: OnSkip) -> bool:
+    """Whether `path` (or what its link points at) is a regular file; a FIFO would hang a read."""
+    try:
+        mode = path.stat().st_mode
+    except OSError as exc:  # a dangling or looping link, a folder we may not enter
+        on_skip(path, f"cannot see it: {exc.strerror or exc}")
+        return False
+    if not stat.S_ISREG(mode):
+        on_skip(path, "not a regular file")
+        return False
+    return True
+
+
+def _jsonl_corpus(path: Path, on_skip: OnSkip) -> Iterator[str]:
+    if not _regular(path, on_skip):
+        return
+    try:
         with path.open(encoding="utf-8", errors="replace") as fh:
             for line in fh:
                 try:
                     record = json.loads(line)
-                except ValueError:
+                except (ValueError, RecursionError):
                     continue  # damaged lines are the session reader's business, not ours
-                for text in _strings(record):
-                    yield from text.splitlines()
-    for path in sorted(root.rglob("*.md")):
-        yield from path.read_text(encoding="utf-8", errors="replace").splitlines()
-    for path in sorted([*root.rglob("*.sqlite"), *root.rglob("*.db")]):
-        yield from _database_corpus(path)
+                for found in _strings(record):
+                    yield from found.splitlines()
+    except OSError as exc:
+        on_skip(path, f"cannot read it: {exc.strerror or exc}")
 
 
-def _database_corpus(path: Path) -> Iterator[str]:
+def _database_corpus(path: Path, on_skip: OnSkip = _log_skip) -> Iterator[str]:
     """Message text of a ratings database (a `messages` table with `content`), if it has one."""
-    with sqlite3.connect(f"file:{path}?mode=ro", uri=True) as db:
-        try:
-            rows = db.execute("SELECT content FROM messages ORDER BY rowid").fetchall()
-        except sqlite3.Error:
-            return
-    for (content,) in rows:
-        yield from str(content).splitlines()
+    if not _regular(path, on_skip):
+        return
+    try:
+        with path.open("rb") as fh:
+            head = fh.read(len(_SQLITE_MAGIC))
+    except OSError as exc:
+        on_skip(path, f"cannot read it: {exc.strerror or exc}")
+        return
+    if head != _SQLITE_MAGIC:
+        on_skip(path, "not a SQLite database (no SQLite header)")
+        return
+    undecodable = 0
+    try:
+        # Read-only: never creates, changes or journals the user's database.
+        with closing(sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)) as db:
+            rows = db.execute("SELECT content FROM messages ORDER BY rowid")
+            while batch := rows.fetchmany(1000):
+                for (content,) in batch:
+                    found = stored_text(content)
+                    undecodable += found is None and content is not None
+                    yield from (found or "").splitlines()
+    except sqlite3.Error as exc:
+        on_skip(path, f"cannot read its messages: {exc}")
+    if undecodable:
+        on_skip(path, f"{undecodable} message(s) whose BLOB content is not UTF-8 text left out")
 
 
 def train_tokenizer(lines: Iterable[str], vocab_size: int) -> bytes:

@@ -98,3 +98,85 @@ def test_q4_k_m_gguf_loads_and_generates(tiny_q4, toolchain):
     assert out["usage"]["completion_tokens"] >= 1
     reply = chat(tiny_q4, [{"role": "user", "content": "Fix this command: gti stauts"}], 8)
     assert reply.tokens >= 1
+
+
+def _corpus(*roots: Path) -> tuple[list[str], dict[str, str]]:
+    """The corpus lines and the skipped files (name: reason), read in a thread so that a read
+    that blocks (a FIFO) fails the test instead of hanging it."""
+    import threading
+
+    skipped: dict[str, str] = {}
+    out: list[list[str]] = []
+
+    def read() -> None:
+        out.append(list(workspace_corpus(*roots, on_skip=lambda p, r: skipped.update({p.name: r}))))
+
+    worker = threading.Thread(target=read, daemon=True)
+    worker.start()
+    worker.join(60)  # a guard against a hang, with a wide margin: the read takes milliseconds
+    assert out, "reading the corpus hung"
+    return out[0], skipped
+
+
+def test_database_content_is_text_blobs_decoded_and_null_left_out(tmp_path, caplog):
+    import sqlite3
+
+    db = tmp_path / "feedback.sqlite"
+    with sqlite3.connect(db) as con:
+        con.execute("CREATE TABLE messages(id INTEGER PRIMARY KEY, content)")
+        con.executemany(
+            "INSERT INTO messages(content) VALUES (?)",
+            [("plain text",), ("blob café\nsecond line".encode(),), (None,), (b"\xff\xfe bad",)],
+        )
+    con.close()
+    lines = list(workspace_corpus(db))  # no on_skip: a skip is logged
+    assert lines == ["plain text", "blob café", "second line"]
+    [warning] = [r.getMessage() for r in caplog.records if r.name == "pipeline.base_model"]
+    assert warning == f"tokenizer corpus: skipped {db}: 1 message(s) whose BLOB content is " + (
+        "not UTF-8 text left out"
+    )
+
+
+def test_unreadable_files_in_a_workspace_are_skipped_with_a_reason(tmp_path):
+    import os
+    import sqlite3
+
+    root = tmp_path / "ws"
+    project = root / "projects" / "p"
+    project.mkdir(parents=True)
+    deep = {"x": json.loads("[" * 900 + '{"text": "deep text"}' + "]" * 900)}
+    good = [{"message": {"content": "good line"}}, deep, "[" * 1500 + "]" * 1500]
+    (project / "good.jsonl").write_text("\n".join(json.dumps(r) for r in good[:2]) + "\n" + good[2])
+    os.mkfifo(project / "fifo.jsonl")
+    (project / "folder.jsonl").mkdir()
+    (project / "dangling.jsonl").symlink_to(project / "gone.jsonl")
+    (project / "self.jsonl").symlink_to(project / "self.jsonl")
+    os.mkfifo(root / "fifo.db")
+    (root / "folder.sqlite").mkdir()
+    (root / "notes.db").write_text("not a database, whatever its name says\n")
+    with sqlite3.connect(root / "other.db") as con:
+        con.execute("CREATE TABLE things(content TEXT)")
+    con.close()
+    ok = root / "chat.db"
+    with sqlite3.connect(ok) as con:
+        con.execute("CREATE TABLE messages(content TEXT)")
+        con.executemany(
+            "INSERT INTO messages VALUES (?)", [(f"row {i} " * 40,) for i in range(300)]
+        )
+    con.close()
+    (root / "cut.db").write_bytes(ok.read_bytes()[:2048])  # a partial copy: header, no pages
+    lines, skipped = _corpus(root)
+    assert lines[:2] == ["good line", "deep text"]
+    assert len(lines) == 302 and "None" not in lines
+    assert skipped.keys() == {
+        "fifo.jsonl", "folder.jsonl", "dangling.jsonl", "self.jsonl",
+        "fifo.db", "folder.sqlite", "notes.db", "other.db", "cut.db",
+    }  # fmt: skip
+    assert skipped["fifo.jsonl"] == skipped["folder.sqlite"] == "not a regular file"
+    assert skipped["dangling.jsonl"].startswith("cannot see it: No such file")
+    assert skipped["self.jsonl"].startswith("cannot see it: Too many levels of symbolic links")
+    assert skipped["notes.db"] == "not a SQLite database (no SQLite header)"
+    assert skipped["other.db"] == "cannot read its messages: no such table: messages"
+    assert skipped["cut.db"].startswith(
+        "cannot read its messages: database disk image is malformed"
+    )

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
-from pipeline import ratings
+from pipeline import ratings_db
 from pipeline.ratings import (
     RatingsDatabaseError,
     RatingsMapping,
@@ -216,13 +216,14 @@ def test_mark_exported_is_all_or_nothing(db: Path, monkeypatch: pytest.MonkeyPat
     _, report = read_rated_conversations(url(db))
     before = unexported(db)
     # Tiny chunks, so the failing UPDATE comes after several that succeeded.
-    monkeypatch.setattr(ratings, "_CHUNK", 2)
+    monkeypatch.setattr(ratings_db, "CHUNK", 2)
     execute(
         db,
         "CREATE TRIGGER refuse BEFORE UPDATE OF exported ON ratings "
         f"WHEN NEW.id = {report.rating_ids[-1]} BEGIN SELECT RAISE(ABORT, 'refused'); END;",
     )
-    with pytest.raises(sa.exc.DBAPIError, match="refused"):
+    # The trigger's refusal comes back as the one ratings error, with its reason.
+    with pytest.raises(RatingsDatabaseError, match="refused"):
         mark_exported(url(db), report.rating_ids)
     assert unexported(db) == before
     execute(db, "DROP TRIGGER refuse")

@@ -10,6 +10,7 @@ import sqlite3
 import subprocess
 import sys
 import time
+import uuid
 from pathlib import Path
 
 import dagster as dg
@@ -21,7 +22,8 @@ from pipeline.ratings import read_rated_conversations
 from resources import ArtifactStoreResource, WorkspaceResource
 from schedules import sensors
 from schedules.cleanup import cleanup_job, cleanup_schedule
-from schedules.sensors import new_data_sensor, run_failure_notice
+from schedules.sensors import Baseline, new_data_sensor, run_failure_notice
+from tests.core.ratings_dbs import Chat, build
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -127,6 +129,130 @@ def test_new_session_logs_start_a_run_and_a_failed_one_does_not_loop(ws, monkeyp
         with log.open("a") as fh:
             fh.write(line + "\n")
         assert len(_tick(ws, instance, settled.cursor).run_requests) == 1
+
+
+def _uuid_db(ws, chats: int = 3, **types: str) -> str:
+    """A ratings database whose conversation, message and rating ids are all UUID text."""
+    made = [Chat(str(uuid.uuid4()), [str(uuid.uuid4()) for _ in range(5)]) for _ in range(chats)]
+    url = build(f"sqlite:///{ws['tmp'] / 'uuid.sqlite'}", made, **({"rid": "TEXT"} | types))
+    ws["resources"]["workspace"] = WorkspaceResource(
+        projects_dir=str(ws["projects"]), ratings_url=url
+    )
+    return url
+
+
+def _rate_ids(url: str, ids: list) -> None:
+    """A thumbs-up, unexported, on an assistant answer for each id, spread over the chats."""
+    with sqlite3.connect(url.removeprefix("sqlite:///")) as con:
+        answers = [m for (m,) in con.execute("SELECT id FROM messages WHERE role='assistant'")]
+        con.executemany(
+            "INSERT INTO ratings(id, message_id, rating, rated_at, exported) VALUES (?,?,1,?,0)",
+            [
+                (rid, answers[n % len(answers)], "2026-12-01T12:00:00+00:00")
+                for n, rid in enumerate(ids)
+            ],
+        )
+
+
+def _uuids(n: int) -> list[str]:
+    return [str(uuid.uuid4()) for _ in range(n)]
+
+
+def test_uuid_rating_ids_start_one_early_run_and_are_counted_once(ws):
+    url = _uuid_db(ws)
+    with dg.instance_for_test() as instance:
+        _rate_ids(url, _uuids(4))  # rated before the nightly read them: not new
+        _nightly_ran(ws, instance)
+        first = _tick(ws, instance)
+        assert _skip(first).startswith("0 new unexported rating(s), 0 new bytes")
+        _rate_ids(url, _uuids(9))
+        second = _tick(ws, instance, first.cursor)
+        assert _skip(second).startswith("9 new unexported rating(s)")
+        _rate_ids(url, _uuids(1))
+        third = _tick(ws, instance, second.cursor)
+        [request] = third.run_requests
+        assert request.tags["nightshift/new_ratings"] == "10"
+        assert _skip(_tick(ws, instance, third.cursor)).startswith("0 new unexported")
+
+
+def test_uuid_ratings_exported_while_others_arrive_count_only_the_new_ones(ws):
+    url = _uuid_db(ws)
+    with dg.instance_for_test() as instance:
+        _rate_ids(url, _uuids(12))
+        started = _tick(ws, instance)  # no run yet: all twelve are new
+        [request] = started.run_requests
+        assert request.tags["nightshift/new_ratings"] == "12"
+        # In one interval a release marks eleven exported and three new ratings arrive: the
+        # count of unexported ids stays about the same, but exactly three are new.
+        with sqlite3.connect(url.removeprefix("sqlite:///")) as con:
+            con.execute("UPDATE ratings SET exported = 1 WHERE rowid <= 11")
+        _rate_ids(url, _uuids(3))
+        after = _tick(ws, instance, started.cursor)
+        assert _skip(after).startswith("3 new unexported rating(s)")
+        # Exported ids leave the cursor: it remembers the one still unexported.
+        assert len(Baseline.parse(after.cursor).seen_hashes()) == 1
+        assert _skip(_tick(ws, instance, after.cursor)).startswith("3 new unexported")
+
+
+def test_integer_and_text_rating_ids_in_one_column_are_each_counted(ws):
+    url = _uuid_db(ws, rid="")  # no type: SQLite keeps integers and text as given
+    with dg.instance_for_test() as instance:
+        _rate_ids(url, [7, 8, *_uuids(2)])
+        first = _tick(ws, instance)
+        assert _skip(first).startswith("4 new unexported rating(s)")
+        _rate_ids(url, [9, "9", *_uuids(1)])  # '9' is text, another id than 9
+        second = _tick(ws, instance, first.cursor)
+        assert _skip(second).startswith("7 new unexported rating(s)")
+
+
+def test_the_cursor_stays_small_with_100k_uuid_ratings(ws):
+    url = _uuid_db(ws, chats=1)
+    _rate_ids(url, _uuids(100_000))
+    with dg.instance_for_test() as instance:
+        _nightly_ran(ws, instance)
+        first = _tick(ws, instance)
+        assert _skip(first).startswith("0 new unexported rating(s)")
+        assert len(first.cursor) < 850_000  # 8 bytes a rating, vs 36 for the UUID text
+        _rate_ids(url, _uuids(1))
+        assert _skip(_tick(ws, instance, first.cursor)).startswith("1 new unexported")
+
+
+@pytest.mark.parametrize(
+    ("damage", "said"),
+    [
+        (lambda db: db.write_bytes(b"not a database at all" * 100), "is not a SQLite database"),
+        (lambda db: db.unlink(), "no SQLite database at"),
+        (
+            lambda db: sqlite3.connect(db).execute("DROP TABLE ratings").connection.commit(),
+            "no table 'ratings'",
+        ),
+    ],
+    ids=["not_sqlite", "missing", "no_ratings_table"],
+)
+def test_a_ratings_database_error_skips_the_tick_with_the_error(ws, monkeypatch, damage, said):
+    monkeypatch.setattr(sensors, "EARLY_SESSION_BYTES", 1)  # new logs alone would start a run
+    with dg.instance_for_test() as instance:
+        first = _tick(ws, instance)
+        [_] = first.run_requests
+        damage(ws["db"])
+        with ws["projects"].joinpath("new.jsonl").open("w") as fh:
+            fh.write("{}\n")
+        broken = _tick(ws, instance, first.cursor)
+        reason = _skip(broken)
+        assert reason.startswith("cannot read the ratings database") and said in reason
+        assert broken.cursor == first.cursor  # nothing counted as handled
+
+
+def test_older_and_damaged_cursors_are_read():
+    old = Baseline.parse('{"rating_id": 41, "session_bytes": 7, "run_id": "abc"}')
+    assert (old.rating_id, old.session_bytes, old.run_id, old.seen_hashes()) == (
+        41,
+        7,
+        "abc",
+        set(),
+    )
+    assert Baseline.parse("not json") == Baseline()
+    assert Baseline.parse('{"seen": "%%%", "future_field": 1}').seen_hashes() == set()
 
 
 def test_a_failed_run_is_logged_and_notified(tmp_path, monkeypatch, capfd):
