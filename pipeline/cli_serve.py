@@ -7,6 +7,9 @@ need, readable by you only); by hand: `curl -H "Authorization: Bearer $(cat FILE
 from __future__ import annotations
 
 import json
+import signal
+import threading
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated
 
@@ -21,7 +24,7 @@ from pipeline.serve import (
     server_status,
     stop_server,
 )
-from pipeline.serve_token import TokenError
+from pipeline.serve_token import TokenError, ensure_token
 
 serve_app = typer.Typer(
     no_args_is_help=True, add_completion=False, help="Serve the deployed model on one endpoint."
@@ -65,8 +68,6 @@ def start(
     ] = None,
 ) -> None:
     """Run the stable endpoint in the foreground until Ctrl-C or SIGTERM."""
-    from pipeline.serve_proxy import serve_forever
-
     try:
         cfg = ServeConfig(
             host=host,
@@ -89,6 +90,8 @@ def status(host: Host = "127.0.0.1", port: Port = 8080) -> None:
         typer.echo(json.dumps(server_status(_endpoint(host, port)), indent=2))
     except OSError as exc:
         _fail(f"no serving process answers on port {port} ({exc})")
+    except (SwapError, TokenError) as exc:  # something else answers there
+        _fail(str(exc))
 
 
 @serve_app.command("swap")
@@ -115,9 +118,50 @@ def rollback(host: Host = "127.0.0.1", port: Port = 8080) -> None:
 
 @serve_app.command("stop")
 def stop(host: Host = "127.0.0.1", port: Port = 8080) -> None:
-    """Stop the serving process and its model server."""
-    if not stop_server(_endpoint(host, port)):
+    """Stop the serving process and its model server (once it proves it is nightshift's)."""
+    try:
+        stopped = stop_server(_endpoint(host, port))
+    except (SwapError, TokenError, OSError) as exc:
+        _fail(str(exc))
+    if not stopped:
         _fail(f"no serving process answers on port {port}")
+
+
+def serve_forever(
+    cfg: ServeConfig, version: str | None = None, progress: Callable[[str], None] = print
+) -> None:
+    """Run the stable endpoint until SIGTERM or SIGINT; serve registry `version`, or what
+    served last."""
+    from pipeline.serve_backend import Deployment
+    from pipeline.serve_proxy import StableServer
+
+    ensure_token()  # an unsafe token file stops the start, with the fix, before anything loads
+    deployment = Deployment(cfg)
+    server = StableServer(cfg, deployment)  # bound first: a taken port fails before any load
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    try:
+        if version is not None:
+            deployment.swap(version)
+        else:
+            try:
+                deployment.resume()
+            except SwapError as exc:  # still worth running: the next swap deploys something
+                progress(f"could not resume the last deployment: {exc}")
+        stop = threading.Event()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(sig, lambda *_: stop.set())
+        thread.start()
+        current = deployment.status()["current"]
+        serving = f"{current['version']} ({current['model']})" if current else "nothing yet"
+        registry = deployment.registry.root
+        progress(f"serving {serving} on {cfg.endpoint} from the registry {registry}")
+        while not stop.wait(0.5):
+            pass
+    finally:
+        deployment.close()  # before the listener goes: status answers until backends are gone
+        if thread.is_alive():
+            server.shutdown()
+        server.server_close()
 
 
 if __name__ == "__main__":  # `ensure_server` starts `python -m pipeline.cli_serve start`

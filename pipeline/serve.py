@@ -11,6 +11,8 @@ verifies the file through the registry, so no request can point it at an arbitra
 
 from __future__ import annotations
 
+import contextlib
+import hmac
 import http.client
 import json
 import os
@@ -23,11 +25,12 @@ import urllib.error
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from pipeline.instance import artifacts_root
 from pipeline.paths import nightshift_home
 from pipeline.serve_guard import origin_allowlist
-from pipeline.serve_token import ensure_token, token_path
+from pipeline.serve_token import ensure_token, new_nonce, status_proof, token_path
 
 BACKENDS = ("llama-server", "mlx_lm.server")
 
@@ -40,6 +43,24 @@ class SwapError(RuntimeError):
     def __init__(self, message: str, status: int = 409) -> None:
         super().__init__(message)
         self.status = status
+
+
+class UnprovenServer(SwapError):
+    """Something answers on the serving port but cannot prove it holds the token: nothing is
+    sent to it (no token, no request) and no process is signalled on its word."""
+
+    def __init__(self, endpoint: str, token_given: bool) -> None:
+        where = urlsplit(endpoint).netloc
+        message = (
+            f"the process answering on {where} is not nightshift's serving process (it cannot "
+            "prove it holds the token); nothing was sent"
+        )
+        if not token_given:
+            message += (
+                f". This client's token is {token_path()}; a serving process started with "
+                "another NIGHTSHIFT_HOME holds that home's token: use that NIGHTSHIFT_HOME"
+            )
+        super().__init__(message, 502)
 
 
 @dataclass(frozen=True)
@@ -107,7 +128,7 @@ def http_json(
         headers["Authorization"] = f"Bearer {token}"
     req = urllib.request.Request(url, data=data, headers=headers)
     try:
-        with urllib.request.urlopen(req, timeout=timeout) as resp:
+        with _NO_REDIRECTS.open(req, timeout=timeout) as resp:
             return resp.status, json.loads(resp.read() or b"{}")
     except urllib.error.HTTPError as exc:
         try:
@@ -118,21 +139,80 @@ def http_json(
         raise ConnectionError(f"{url}: {exc!r}") from exc
 
 
-def server_status(endpoint: str, timeout: float = 2.0) -> dict:
-    """The serving process's status; OSError when nothing answers there."""
-    status, body = http_json(endpoint.rstrip("/") + "/nightshift/status", timeout=timeout)
+class _Refuse(urllib.request.HTTPRedirectHandler):
+    def redirect_request(self, *args, **kwargs):
+        return None  # a redirect would carry the Authorization header elsewhere
+
+
+_NO_REDIRECTS = urllib.request.build_opener(_Refuse)
+
+
+def server_status(endpoint: str, timeout: float = 2.0, *, token: str | None = None) -> dict:
+    """The serving process's status, once it has proven it holds `token` (default: this
+    user's); OSError when nothing answers there, UnprovenServer when something else does."""
+    with _connect(endpoint, timeout) as conn:
+        return _proven_status(conn, endpoint, token)
+
+
+def _connect(endpoint: str, timeout: float) -> contextlib.closing[http.client.HTTPConnection]:
+    host = urlsplit(endpoint).hostname or "127.0.0.1"
+    return contextlib.closing(http.client.HTTPConnection(host, _port(endpoint), timeout=timeout))
+
+
+def _port(endpoint: str) -> int:
+    parts = urlsplit(endpoint)
+    return parts.port or (443 if parts.scheme == "https" else 80)
+
+
+def _exchange(
+    conn: http.client.HTTPConnection, method: str, path: str, body=None, token=None
+) -> tuple[int, dict]:
+    """One JSON request on `conn`; a broken exchange is an OSError."""
+    headers = {"Content-Type": "application/json"}
+    if token is not None:
+        headers["Authorization"] = f"Bearer {token}"
+    data = json.dumps(body).encode() if body is not None else None
+    try:
+        conn.request(method, path, body=data, headers=headers)
+        resp = conn.getresponse()
+        raw = resp.read()
+    except http.client.HTTPException as exc:  # a server going away mid-answer
+        raise ConnectionError(f"{conn.host}:{conn.port}: {exc!r}") from exc
+    try:
+        reply = json.loads(raw or b"{}")
+    except ValueError:
+        reply = None
+    if not isinstance(reply, dict):
+        reply = {"error": f"answered {resp.status} {resp.reason}"}
+    return resp.status, reply
+
+
+def _proven_status(conn: http.client.HTTPConnection, endpoint: str, token: str | None) -> dict:
+    nonce = new_nonce()
+    status, body = _exchange(conn, "GET", f"/nightshift/status?nonce={nonce}")
     if status != 200:
         raise ConnectionError(f"{endpoint} answered {status}: {body.get('error', '')}")
+    expected = status_proof(token or ensure_token(), nonce, body.get("pid"), _port(endpoint))
+    proof = body.get("proof")
+    if not isinstance(proof, str) or not hmac.compare_digest(proof.encode(), expected.encode()):
+        raise UnprovenServer(endpoint, token is not None)
     return body
 
 
 def _control(endpoint: str, action: str, body: dict, timeout: float, token: str | None) -> dict:
-    url = f"{endpoint.rstrip('/')}/nightshift/{action}"
-    status, reply = http_json(url, body, timeout=timeout, token=token or ensure_token())
+    given = token is not None
+    with _connect(endpoint, timeout) as conn:
+        # Proof and request on one connection, never reopened: the token goes to the very
+        # process that proved it holds it, not to whatever took the port in between.
+        _proven_status(conn, endpoint, token)
+        conn.auto_open = 0
+        status, reply = _exchange(
+            conn, "POST", f"/nightshift/{action}", body, token or ensure_token()
+        )
     if status == 200:
         return reply
     message = reply.get("error") or f"{action} answered {status}"
-    if status in (401, 403) and token is None:
+    if status in (401, 403) and not given:
         message += (
             f" (this client sent the token in {token_path()}; a serving process started "
             "with another NIGHTSHIFT_HOME reads another: restart it with `nightshift serve stop`)"
@@ -156,6 +236,7 @@ def ensure_server(cfg: ServeConfig, timeout: float = 240.0) -> dict:
     """Start a detached serving process on `cfg.port` unless one already answers there.
 
     It answers once it serves again what this port served last (a load of up to minutes).
+    Anything else answering there (it cannot prove it holds the token) is UnprovenServer.
     """
     try:
         status = server_status(cfg.endpoint)
@@ -199,12 +280,22 @@ def ensure_server(cfg: ServeConfig, timeout: float = 240.0) -> dict:
     raise SwapError(f"the serving process did not answer on {cfg.endpoint} in {timeout:.0f}s")
 
 
+def signalable(pid: object) -> bool:
+    """Whether `pid` may be sent a signal: one real process, never a group (0, -n), init
+    (1) or this very process, whatever a status reply says."""
+    return type(pid) is int and pid > 1 and pid != os.getpid()
+
+
 def stop_server(endpoint: str, timeout: float = 30.0) -> bool:
-    """Stop the serving process answering at `endpoint`; False when none answers."""
+    """Stop the serving process answering at `endpoint`; False when none answers.
+
+    Only a process that proves it holds the token is signalled, and only its own pid."""
     try:
         pid = server_status(endpoint)["pid"]
     except OSError:
         return False
+    if not signalable(pid):
+        raise SwapError(f"the serving process on {endpoint} reports pid {pid!r}; nothing signalled")
     os.kill(pid, signal.SIGTERM)
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:

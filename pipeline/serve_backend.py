@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import secrets
 import subprocess
 import sys
 import threading
@@ -36,7 +37,12 @@ SMOKE_PROMPT = [{"role": "user", "content": "Say hello."}]
 
 
 class Backend:
-    """One model server process on a loopback port, with a count of requests in flight."""
+    """One model server process on a loopback port, with a count of requests in flight.
+
+    Model servers answer any web origin and check no Host, so a page that finds their port
+    (a scan, DNS rebinding) could use them directly: llama-server gets a random per-backend API
+    key that only the stable endpoint sends (it replaces the client's Authorization), through
+    its environment so that `ps` does not show it."""
 
     def __init__(self, cfg: ServeConfig, model: Path, version: str) -> None:
         self.cfg, self.model, self.version = cfg, Path(model), version
@@ -46,6 +52,7 @@ class Backend:
         safe = re.sub(r"[^\w.-]", "_", version)
         self.log = serve_dir() / "logs" / f"{safe}-{self.port}.log"
         self.proc: subprocess.Popen | None = None
+        self.key = secrets.token_urlsafe(32) if cfg.backend == "llama-server" else None
 
     @property
     def url(self) -> str:
@@ -58,7 +65,12 @@ class Backend:
             cmd += ["--host", "127.0.0.1", "--port", port, "--alias", self.version]
             cmd += ["-t", str(self.cfg.threads), "-c", str(self.cfg.ctx)]
             return cmd if self.repack else [*cmd, "--no-repack"]
+        # mlx_lm.server (0.32) has no API key: CORS is limited to its own origin, whose pages
+        # it never serves, so no other page can read its answers. What remains: a page whose
+        # DNS name is rebound to 127.0.0.1 on this port is same-origin and can use it, and a
+        # blind cross-site POST still runs a completion (its answer unreadable).
         cmd = [sys.executable, "-m", "mlx_lm.server", "--model", str(self.model)]
+        cmd += ["--allowed-origins", self.url]
         return cmd + ["--host", "127.0.0.1", "--port", port]
 
     def start(self) -> None:
@@ -70,8 +82,9 @@ class Backend:
             raise SwapError(str(exc), 503) from None
         self.log.parent.mkdir(parents=True, exist_ok=True)
         with self.log.open("a") as out:
+            env = {**os.environ, "LLAMA_API_KEY": self.key} if self.key else None
             self.proc = subprocess.Popen(
-                cmd, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT
+                cmd, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT, env=env
             )
 
     def _failed(self, what: str) -> SwapError:
@@ -99,7 +112,7 @@ class Backend:
                     continue
                 raise self._failed(f"exited with code {code} before it was healthy")
             try:
-                status, _ = http_json(self.url + "/health", timeout=2.0)
+                status, _ = http_json(self.url + "/health", timeout=2.0, token=self.key)
                 if status == 200:
                     return
             except (OSError, ValueError):
@@ -111,7 +124,8 @@ class Backend:
         """One short chat completion must come back with a choice, from this very server."""
         body = {"messages": SMOKE_PROMPT, "max_tokens": 8, "temperature": 0.0}
         try:
-            status, reply = http_json(self.url + "/v1/chat/completions", body, timeout)
+            url = self.url + "/v1/chat/completions"
+            status, reply = http_json(url, body, timeout, token=self.key)
         except (OSError, ValueError) as exc:
             raise self._failed(f"smoke prompt failed: {exc}") from exc
         if status != 200 or not reply.get("choices"):
@@ -200,7 +214,11 @@ class Deployment:
             raise SwapError("a swap takes a registry version such as v3, never a path", 400)
         unchanged = self._unchanged()
         try:
-            if not self.registry.version_dir(version).is_dir():
+            try:
+                exists = self.registry.version_dir(version).is_dir()
+            except RegistryError:  # a name the registry would never have made
+                exists = False
+            if not exists:
                 raise SwapError(
                     f"no version {version} in the registry {self.registry.root} "
                     f"(`nightshift models list` shows them); {unchanged}",

@@ -19,6 +19,10 @@ VERSION = re.compile(r"v[0-9]{1,9}")
 _PORT = re.compile(r"[0-9]{1,5}")
 _DIGITS = re.compile(r"[0-9]{1,15}")
 _DEFAULT_PORTS = {"http": "80", "https": "443"}
+# A path as sent on the wire: visible ASCII only (RFC 9112 3.2, origin-form); anything else
+# (control bytes, DEL, non-ASCII) cannot be forwarded and is refused before it gets that far.
+_TARGET = re.compile(r"/[\x21-\x7e]*")
+_HEADER_VALUE = re.compile(r"[\t\x20-\x7e\x80-\xff]*")  # no CR, LF, NUL or other controls
 
 
 class BadRequest(ValueError):
@@ -112,6 +116,21 @@ def origin_admitted(origin: str | None, host: str | None, allowlist: Iterable[st
         return normalize_origin(origin) == normalize_origin(f"http://{host}")
     except ValueError:
         return False
+
+
+def check_request(method: str, target: str, headers: Message) -> None:
+    """BadRequest unless the request target is a plain path (or `*` for OPTIONS), every
+    header line parsed as one, and no header value holds control characters: what the
+    forwarding client would choke on, or what would frame the body wrongly."""
+    if not (_TARGET.fullmatch(target) or (method == "OPTIONS" and target == "*")):
+        raise BadRequest("malformed request target; send a path such as /v1/chat/completions")
+    if getattr(headers, "defects", None) or headers.get_payload():
+        # A line that is no header (`Name : value`, a bare CR) hides the lines after it,
+        # Content-Length and Transfer-Encoding among them: the framing cannot be trusted.
+        raise BadRequest("malformed header section; send `Name: value` lines only")
+    for value in headers.values():
+        if not _HEADER_VALUE.fullmatch(str(value)):
+            raise BadRequest("a header value holds control characters")
 
 
 def content_length(headers: Message) -> int | None:

@@ -7,24 +7,23 @@ headers are sent only to allowlisted origins, and the backend's own are dropped.
 Admitted requests are forwarded as they came (method, path, headers, body) to the backend that
 is current when they arrive, and finish there even if a swap happens meanwhile; responses
 without a length (streamed completions) are relayed chunk by chunk as they arrive.
-`/nightshift/status` is answered here; `/nightshift/swap` and `/nightshift/rollback` also need
-the serving token (`serve_token`) and come from loopback only. Malformed requests get a 400
-with a short reason that repeats nothing of the request.
+`/nightshift/status` is answered here (with a proof of the token for a client's nonce);
+`/nightshift/swap` and `/nightshift/rollback` also need the serving token (`serve_token`) and
+come from loopback only. Malformed requests get a 400 with a short reason that repeats nothing
+of the request. The client's Authorization is replaced by the backend's own key.
 """
 
 from __future__ import annotations
 
 import http.client
 import json
-import signal
 import socket
-import threading
 import time
 import traceback
 from collections.abc import Callable
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from urllib.parse import urlsplit
+from urllib.parse import parse_qs, urlsplit
 
 from pipeline.serve import ServeConfig, SwapError
 from pipeline.serve_backend import Backend, Deployment
@@ -33,19 +32,21 @@ from pipeline.serve_guard import (
     BadRequest,
     allowed_origin,
     bearer_token,
+    check_request,
     content_length,
     control_body,
     loopback_host,
     origin_admitted,
     registry_version,
 )
-from pipeline.serve_token import TokenError, ensure_token, token_matches
+from pipeline.serve_token import NONCE, TokenError, ensure_token, status_proof, token_matches
 
 # Per-connection headers (RFC 9110 7.6.1) are not forwarded; lengths and Host are set anew.
-# Origin stays here: the backend must not make CORS decisions of its own.
+# Origin stays here: the backend must not make CORS decisions of its own; Authorization is
+# the backend's key, never what the client sent.
 HOP_BY_HOP = {
     "connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "te", "trailer",
-    "transfer-encoding", "upgrade", "host", "content-length", "origin",
+    "transfer-encoding", "upgrade", "host", "content-length", "origin", "authorization",
 }  # fmt: skip
 LOOPBACK = {"127.0.0.1", "::1", "::ffff:127.0.0.1"}
 VERSION_HEADER = "X-Nightshift-Version"  # which deployment answered, whatever the backend
@@ -101,7 +102,7 @@ class ProxyHandler(BaseHTTPRequestHandler):
             return
         route = urlsplit(self.path).path
         if route == "/nightshift/status":
-            self._reply(200, self.server.deployment.status())
+            self._status()
         elif route.startswith("/nightshift/"):
             self._nightshift_route(route)
         else:
@@ -146,6 +147,22 @@ class ProxyHandler(BaseHTTPRequestHandler):
         self._send_cors_headers()
         self.end_headers()
 
+    def _status(self) -> None:
+        """The deployment's status; with `?nonce=`, the proof that this process holds the token
+        (clients check it before they send the token or signal the pid)."""
+        status = self.server.deployment.status()
+        nonces = parse_qs(urlsplit(self.path).query).get("nonce")
+        if nonces is not None:
+            if len(nonces) != 1 or not NONCE.fullmatch(nonces[0]):
+                self._reply(400, {"error": "the nonce must be 16-128 URL-safe characters"})
+                return
+            port = self.server.server_address[1]
+            try:
+                status["proof"] = status_proof(ensure_token(), nonces[0], status["pid"], port)
+            except TokenError as exc:  # names the file and the fix; clients refuse without it
+                status["proof_error"] = str(exc)
+        self._reply(200, status)
+
     def _nightshift_route(self, route: str) -> None:
         """Never forwarded: a known route with the wrong method, or an unknown one."""
         known = route in ("/nightshift/status", "/nightshift/swap", "/nightshift/rollback")
@@ -155,7 +172,13 @@ class ProxyHandler(BaseHTTPRequestHandler):
     # Admission and replies
 
     def _admit(self) -> bool:
-        """Loopback Host and an admitted Origin, or a 403 that says which rule refused it."""
+        """A well-formed request from a loopback Host and an admitted Origin, or a 400 or 403
+        that says which rule refused it."""
+        try:
+            check_request(self.command, self.path, self.headers)
+        except BadRequest as exc:
+            self._reply(400, {"error": str(exc)}, close=True)
+            return False
         hosts = self.headers.get_all("Host") or []
         if len(hosts) != 1 or not loopback_host(hosts[0], self.server.bind_names):
             reason = "this endpoint answers to loopback names only (localhost, 127.0.0.1, [::1])"
@@ -287,6 +310,9 @@ class ProxyHandler(BaseHTTPRequestHandler):
         try:
             try:
                 resp = self._upstream_response(backend, body)
+            except ValueError:  # http.client refuses what check_request missed: still a 400
+                self._reply(400, {"error": "malformed request line or header"}, close=True)
+                return
             except OSError as exc:
                 self._reply(502, {"error": f"backend {backend.version}: {exc!r}"})
                 return
@@ -304,6 +330,8 @@ class ProxyHandler(BaseHTTPRequestHandler):
         headers = {k: v for k, v in self.headers.items() if k.lower() not in HOP_BY_HOP}
         if body or self.command in ("POST", "PUT", "PATCH"):
             headers["Content-Length"] = str(len(body))
+        if key := getattr(backend, "key", None):
+            headers["Authorization"] = f"Bearer {key}"
         while True:
             reused = backend in self.upstream
             conn = self.upstream.get(backend) or http.client.HTTPConnection(
@@ -313,6 +341,9 @@ class ProxyHandler(BaseHTTPRequestHandler):
             try:
                 conn.request(self.command, self.path, body=body, headers=headers)
                 return conn.getresponse()
+            except ValueError:  # a request http.client will not send: the connection is spent
+                self.upstream.pop(backend).close()
+                raise
             except OSError:
                 self.upstream.pop(backend).close()
                 # The backend may close an idle kept-alive connection just as we reuse it;
@@ -338,43 +369,15 @@ class ProxyHandler(BaseHTTPRequestHandler):
             self.end_headers()
             while chunk := resp.read(65536):
                 self.wfile.write(chunk)
+        elif self.request_version == "HTTP/1.0":  # no chunked encoding: the close ends the body
+            self.send_header("Connection", "close")
+            self.close_connection = True
+            self.end_headers()
+            while chunk := resp.read1(65536):
+                self.wfile.write(chunk)
         else:
             self.send_header("Transfer-Encoding", "chunked")
             self.end_headers()
             while chunk := resp.read1(65536):  # whatever has arrived: tokens stream through
                 self.wfile.write(b"%x\r\n%s\r\n" % (len(chunk), chunk))
             self.wfile.write(b"0\r\n\r\n")
-
-
-def serve_forever(
-    cfg: ServeConfig, version: str | None = None, progress: Callable[[str], None] = print
-) -> None:
-    """Run the stable endpoint until SIGTERM or SIGINT; serve registry `version`, or what
-    served last."""
-    ensure_token()  # an unsafe token file stops the start, with the fix, before anything loads
-    deployment = Deployment(cfg)
-    server = StableServer(cfg, deployment)  # bound first: a taken port fails before any load
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    try:
-        if version is not None:
-            deployment.swap(version)
-        else:
-            try:
-                deployment.resume()
-            except SwapError as exc:  # still worth running: the next swap deploys something
-                progress(f"could not resume the last deployment: {exc}")
-        stop = threading.Event()
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            signal.signal(sig, lambda *_: stop.set())
-        thread.start()
-        current = deployment.status()["current"]
-        serving = f"{current['version']} ({current['model']})" if current else "nothing yet"
-        registry = deployment.registry.root
-        progress(f"serving {serving} on {cfg.endpoint} from the registry {registry}")
-        while not stop.wait(0.5):
-            pass
-    finally:
-        deployment.close()  # before the listener goes: status answers until backends are gone
-        if thread.is_alive():
-            server.shutdown()
-        server.server_close()

@@ -5,12 +5,18 @@ A random token in `$NIGHTSHIFT_HOME/serve.token`, readable by its owner only. It
 request and clients (the CLI, the Dagster asset) send it as `Authorization: Bearer <token>`.
 A web page can neither read the file nor add that header without a CORS preflight, which the
 endpoint refuses, so no page open on the machine can change the served model.
+
+Clients send the token only to a process that proves it holds it: the status reply carries
+`status_proof` of the client's random nonce, bound to the server's pid and port, so nothing
+else squatting on the port gets the token or has a client signal the pid it names.
 """
 
 from __future__ import annotations
 
+import hashlib
 import hmac
 import os
+import re
 import secrets
 import stat
 from pathlib import Path
@@ -20,6 +26,7 @@ from pipeline.paths import nightshift_home
 TOKEN_FILE = "serve.token"
 TOKEN_BYTES = 32  # 256 bits of randomness; secrets.token_urlsafe makes 43 characters of it
 MIN_CHARS = 32  # anything shorter was not made here: refuse it rather than trust a weak token
+NONCE = re.compile(r"[A-Za-z0-9_-]{16,128}")
 
 
 class TokenError(RuntimeError):
@@ -79,6 +86,18 @@ def token_matches(given: str | None, path: Path | None = None) -> bool:
         return False
     expected = ensure_token(path).encode()
     return hmac.compare_digest(given.encode("utf-8", errors="surrogateescape"), expected)
+
+
+def status_proof(token: str, nonce: str, pid: object, port: object) -> str:
+    """HMAC-SHA256 of the client's nonce and the server's pid and port under the token: proof
+    that the process answering on `port` holds the token, and that `pid` is its own (a
+    squatter relaying another serving process's status cannot keep the proof valid)."""
+    message = f"nightshift-status:{nonce}:{pid}:{port}".encode("utf-8", "surrogateescape")
+    return hmac.new(token.encode(), message, hashlib.sha256).hexdigest()
+
+
+def new_nonce() -> str:
+    return secrets.token_urlsafe(24)
 
 
 def _create(path: Path, token: str) -> None:

@@ -11,9 +11,11 @@ import contextlib
 import http.client
 import json
 import socket
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from email.message import Message
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -111,3 +113,45 @@ def post_head(endpoint: str, path: str, lines: list[str]) -> bytes:
     netloc = urlsplit(endpoint).netloc
     head = [f"POST {path} HTTP/1.1", f"Host: {netloc}", *lines, "", ""]
     return "\r\n".join(head).encode()
+
+
+class Squatter:
+    """A stranger on a loopback port that answers like a serving process: its status is
+    `status` (a dict, or a callable returning one), every other request a 500. It records each
+    request (method, path, Authorization) so a test can see what a client sent it."""
+
+    def __init__(self, status) -> None:
+        self.status, self.seen = status, []
+        squatter = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args) -> None:
+                pass
+
+            def _answer(self) -> None:
+                squatter.seen.append((self.command, self.path, self.headers["Authorization"]))
+                length = int(self.headers.get("Content-Length") or 0)
+                self.rfile.read(length)
+                if self.command == "GET" and self.path.startswith("/nightshift/status"):
+                    status = squatter.status
+                    code, body = 200, status(self.path) if callable(status) else status
+                else:
+                    code, body = 500, {"error": "squatter"}
+                data = json.dumps(body).encode()
+                self.send_response(code)
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            do_GET = do_POST = _answer
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.endpoint = f"http://127.0.0.1:{self.httpd.server_address[1]}"
+        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+
+    def tokens(self) -> list[str]:
+        return [auth for _, _, auth in self.seen if auth]
+
+    def close(self) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()

@@ -12,6 +12,7 @@ import json
 import threading
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
@@ -28,6 +29,7 @@ from pipeline.serve import (
     stop_server,
 )
 from pipeline.serve_proxy import VERSION_HEADER
+from tests.serving import raw
 
 pytestmark = pytest.mark.slow
 
@@ -249,4 +251,53 @@ def test_the_model_servers_own_cors_headers_never_pass(endpoint):
         resp = conn.getresponse()
         assert resp.status == 403 and resp.getheader("Access-Control-Allow-Origin") is None
         conn.close()
+    assert _chat(endpoint)[0] == 200
+
+
+def test_the_model_server_answers_only_with_its_key(endpoint):
+    """llama-server's port is reachable by any local page that finds it: without the key
+    only the stable endpoint knows, it refuses completions; the endpoint swaps in that key
+    whatever Authorization the client sent."""
+    port = server_status(endpoint)["current"]["port"]
+    body = json.dumps(CHAT)
+    found = 0
+    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):  # Linux: the key is not in `ps`
+        try:
+            args = cmdline.read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if b"--port" in args and str(port).encode() in args:
+            assert not [a for a in args if a.startswith(b"--api-key")]
+            assert b"LLAMA_API_KEY=" in (cmdline.parent / "environ").read_bytes()
+            found += 1
+    assert found == 1 or not Path("/proc/self").exists()
+    for headers in ({}, {"Authorization": "Bearer guessed"}, {"Origin": "https://evil.example"}):
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+        conn.request("POST", "/v1/chat/completions", body, headers)
+        resp = conn.getresponse()
+        assert resp.status == 401 and b"choices" not in resp.read(), headers
+        conn.close()
+    conn = http.client.HTTPConnection(urlsplit(endpoint).netloc, timeout=30)
+    conn.request("POST", "/v1/chat/completions", body, {"Authorization": "Bearer sk-client"})
+    resp = conn.getresponse()
+    assert resp.status == 200 and json.loads(resp.read())["choices"]
+    conn.close()
+
+
+def test_an_http_1_0_client_gets_the_stream_unchunked(endpoint):
+    netloc = urlsplit(endpoint).netloc
+    body = json.dumps({**CHAT, "max_tokens": 8, "stream": True}).encode()
+    head = f"POST /v1/chat/completions HTTP/1.0\r\nHost: {netloc}\r\n"
+    head += f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
+    reply = raw(endpoint, head.encode() + body)  # the body ends where the connection closes
+    assert reply.status == 200 and reply.headers["Transfer-Encoding"] is None
+    assert reply.headers["Connection"] == "close"
+    assert reply.raw.startswith(b"data: ") and reply.raw.rstrip().endswith(b"data: [DONE]")
+
+
+@pytest.mark.parametrize("target", [b"/v1/models\x01", b"/v1/models\x7f", b"/v1/models\xff"])
+def test_a_malformed_target_is_400_with_a_model_deployed(endpoint, target):
+    netloc = urlsplit(endpoint).netloc.encode()
+    reply = raw(endpoint, b"GET " + target + b" HTTP/1.1\r\nHost: " + netloc + b"\r\n\r\n")
+    assert reply.status == 400 and "request target" in reply.error
     assert _chat(endpoint)[0] == 200

@@ -141,3 +141,57 @@ def test_a_refused_request_with_a_large_body_still_gets_its_reply(control_endpoi
 )
 def test_loopback_host_names(host, loopback):
     assert loopback_host(host) is loopback
+
+
+@pytest.mark.parametrize(
+    "target",
+    [
+        b"/v1/models\x01",
+        b"/v1/models\x7f",
+        b"/v1/models\xff",
+        b"/v1/\x00models",
+        b"/v1/mod\tels",
+        b"/nightshift/status\x1b",
+        "/v1/mod\u00e9ls".encode(),
+        b"http://evil.example/nightshift/swap",
+        b"v1/models",
+        b"*",
+    ],
+)
+@pytest.mark.parametrize("method", [b"GET", b"POST", b"OPTIONS"])
+def test_a_malformed_request_target_is_400(control_endpoint, method, target):
+    if method == b"OPTIONS" and target == b"*":
+        target = b"**"  # OPTIONS * is well-formed; anything else that is not a path is not
+    netloc = urlsplit(control_endpoint).netloc.encode()
+    head = method + b" " + target + b" HTTP/1.1\r\nHost: " + netloc + b"\r\n"
+    reply = raw(control_endpoint, head + b"Content-Length: 0\r\nConnection: close\r\n\r\n")
+    assert reply.status == 400 and b"evil" not in reply.raw and b"mod" not in reply.raw
+    if b"\t" not in target:  # a tab splits the request line: http.server's own 400
+        assert "request target" in reply.error
+
+
+@pytest.mark.parametrize("value", [b"a\x00b", b"a\x1bb", b"a\x7fb", b"a\r\n b"])
+def test_a_header_value_with_control_characters_is_400(control_endpoint, value):
+    netloc = urlsplit(control_endpoint).netloc.encode()
+    head = b"GET /v1/models HTTP/1.1\r\nHost: " + netloc + b"\r\nX-Note: " + value + b"\r\n"
+    reply = raw(control_endpoint, head + b"Connection: close\r\n\r\n")
+    assert reply.status == 400 and "control characters" in reply.error
+
+
+@pytest.mark.parametrize(
+    "lines",
+    [
+        [b"X-A: a\rb", b"Connection: close"],
+        [b"Transfer-Encoding : chunked", b"Content-Length: 5", b"Connection: close"],
+        [b"Content-Length : 5", b"Connection: close"],
+        [b"no colon here", b"Content-Length: 5"],
+    ],
+)
+def test_a_malformed_header_line_is_400_not_a_hidden_body(control_endpoint, lines):
+    """A line that is not a header hides the lines after it (the length among them): the
+    body would be read as the next request, so the request is refused and the link closed."""
+    netloc = urlsplit(control_endpoint).netloc.encode()
+    head = b"\r\n".join([b"POST /v1/completions HTTP/1.1", b"Host: " + netloc, *lines])
+    reply = raw(control_endpoint, head + b"\r\n\r\nhello")
+    assert reply.status == 400 and "malformed header section" in reply.error
+    assert reply.headers["Connection"] == "close"
