@@ -89,6 +89,9 @@ SETTINGS = {
 }
 
 _PLACEHOLDER = re.compile(r"<SECRET:[A-Za-z0-9_.-]*>|<EMAIL>|<PHONE>|<REDACTED>")
+# Documentation fillers: five x's, asterisks or bullets, or eight zeros, in a row essentially
+# never occur in a random token (p ~ 1e-8 per position).
+_MASKED = re.compile(r"([xX*•#])\1{4,}|0{8,}|…|\.\.\.")
 _MIN_LEFT = 4  # characters a value keeps beside placeholders to still count as a secret
 _BY_NAME = frozenset(
     {"KeywordDetector", "BasicAuthDetector", "CommandLinePasswordDetector"}
@@ -115,6 +118,8 @@ def is_not_a_value(secret: str, line: str = "", plugin: object = None) -> bool:
     value too short to be one, a stock dummy, another variable's name."""
     left = _PLACEHOLDER.sub("", secret)
     if left != secret and sum(c.isalnum() for c in left) < _MIN_LEFT:
+        return True
+    if _MASKED.search(secret):  # `sk-proj-xxxx…` in docs: a key's shape, no key in it
         return True
     name = type(plugin).__name__
     if name == "PrivateKeyDetector":

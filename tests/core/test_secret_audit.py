@@ -192,3 +192,19 @@ def test_a_rule_the_scrubber_skips_is_still_caught_by_detect_secrets(tmp_path):
     folder = tmp_path / "splits"
     _write_splits(folder, {"train": [_example("c1", f"key {stripe}")]})
     assert [leak.rule for leak in secrets_left(folder, skip)] == ["detect-secrets:StripeDetector"]
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Keys look like sk-proj-" + "x" * 48 + " and are shown once.",
+        "Your token will look like npm_" + "x" * 36,
+        "| GOOGLE_API_KEY | AIza" + "x" * 35 + " |",
+        "sendgrid: SG." + "x" * 22 + "." + "x" * 43,
+        "KEY=sk_live_" + "X" * 24,
+        "AccountKey=" + "*" * 86 + "==",
+        "bot 123456789:AA" + "x" * 33,
+    ],
+)
+def test_documentation_fillers_in_a_key_shape_do_not_block_a_night(text):
+    assert audit_text(scrub_text(text)[0]) == []
