@@ -19,7 +19,7 @@ from pipeline.paths import atomic_write_text
 from pipeline.ratings import RatingsMapping, read_rated_conversations
 from pipeline.sessions import ReaderConfig, ReadReport, ingest_copy, read_projects, session_logs
 from pipeline.sessions_files import lines, open_regular
-from pipeline.sessions_recover import SCAN
+from pipeline.sessions_recover import LENIENT, SCAN, SURROGATE, encodable, long_integer
 from pipeline.types import Conversation
 
 PEEK_LINES = 50  # the first timestamped record is near the top of every session file
@@ -86,7 +86,7 @@ def _start_timestamp(
     path: Path, known: dict[str, tuple[str, str]], reader: ReaderConfig, report: ReadReport
 ) -> str | None:
     """The first timestamp of a record this session wrote itself (a resume replays history)."""
-    session = path.stem
+    session = encodable(path.stem)
     fh = open_regular(path, report.skip_path)
     if fh is None:
         return None
@@ -114,6 +114,13 @@ def _first_value(raw: bytes | None) -> object:
     line = raw.decode(errors="replace").replace("\x00", "").strip()
     try:
         return SCAN(line, 0)[0]
+    except ValueError as exc:
+        if not long_integer(exc):
+            return None
+    except (StopIteration, RecursionError):
+        return None
+    try:  # an integer past the digit limit: still the record whose timestamp is wanted
+        return LENIENT(line, 0)[0]
     except (ValueError, StopIteration, RecursionError):
         return None
 
@@ -144,7 +151,8 @@ def session_days(
             if day:
                 index.files[rel] = {"size": stat.st_size, "mtime_ns": stat.st_mtime_ns, "day": day}
         if day:
-            days[path.stem] = min(day, days.get(path.stem, day))
+            sid = encodable(path.stem)  # as the reader names the session
+            days[sid] = min(day, days.get(sid, day))
     return days
 
 
@@ -205,7 +213,12 @@ def write_day(folder: Path, conversations: list[Conversation], report: dict) -> 
     """One day's conversations as JSON lines, replaced atomically."""
     folder.mkdir(parents=True, exist_ok=True)
     text = "".join(json.dumps(c.to_json(), ensure_ascii=False) + "\n" for c in conversations)
-    atomic_write_text(folder / "conversations.jsonl", text)
+    try:
+        atomic_write_text(folder / "conversations.jsonl", text)
+    except UnicodeEncodeError:  # a lone surrogate the reader missed: never fail the night on it
+        text, count = SURROGATE.subn("\ufffd", text)
+        report["unencodable_replaced"] = count
+        atomic_write_text(folder / "conversations.jsonl", text)
     atomic_write_text(folder / "report.json", json.dumps(report, indent=2))
     return folder
 

@@ -51,12 +51,13 @@ def read_rated_conversations(
     report = RatingsReport()
     conversations: list[Conversation] = []
     with database(url) as engine:
-        check(engine, mapping)
+        how = _how(engine.dialect.name, check(engine, mapping), mapping)
         conv, msg, rat = tables(mapping)
         with engine.connect() as db:
             for chunk in chunks(_window(db, conv, start, end, report)):
                 ids = [cid for cid, _ in chunk]
-                messages, ratings = _messages(db, msg, ids), _ratings(db, msg, rat, ids, report)
+                messages = _messages(db, msg, ids, how)
+                ratings = _ratings(db, msg, rat, ids, how, report)
                 for cid, created in chunk:
                     rows = messages.get(values.key(cid), [])
                     found = _conversation(cid, created, rows, ratings, min_messages, report)
@@ -90,27 +91,56 @@ def _window(
     return [(cid, created) for *_, cid, created in sorted(window)]
 
 
-def _messages(db: sa.Connection, msg: sa.Table, ids: list[Any]) -> dict[str, list[sa.Row]]:
+def _in_conversations(msg: sa.Table, ids: list[Any], how: str) -> sa.ColumnElement:
+    """Messages of these conversations, however each table stores the id (1 beside '1', a
+    UUID's text beside its 16 bytes): SQLite compares an untyped column by storage type, and
+    PostgreSQL refuses integer = text, so there unlike columns are compared as text."""
+    column = msg.c.message_conversation
+    if how == "values":
+        # Each value bound with its own type: one list type would turn text into bytes.
+        return column.in_([sa.literal(v) for cid in ids for v in values.lookup_values(cid)])
+    if how == "same":
+        return column.in_(ids)
+    keys = {values.key(cid) for cid in ids} - {None}
+    keys |= {"\\x" + bytes(c).hex() for c in ids if isinstance(c, (bytes, memoryview))}
+    return sa.cast(column, sa.Text).in_(sorted(keys))  # type: ignore[arg-type]  # None removed
+
+
+def _how(dialect: str, columns: dict[str, dict[str, Any]], mapping: RatingsMapping) -> str:
+    if dialect == "sqlite":
+        return "values"
+    ours = columns[mapping.conversations][mapping.conversation_id]
+    theirs = columns[mapping.messages][mapping.message_conversation]
+    return "same" if type(ours) is type(theirs) else "text"  # same type: the index serves
+
+
+def _messages(
+    db: sa.Connection, msg: sa.Table, ids: list[Any], how: str
+) -> dict[str, list[sa.Row]]:
+    """Messages by conversation key, in position order: numeric positions by value (a TEXT
+    column sorts '10' before '2'), then by message id the same way."""
     rows: dict[str, list[sa.Row]] = defaultdict(list)
-    query = (
-        sa.select(msg)
-        .where(msg.c.message_conversation.in_(ids))
-        .order_by(msg.c.message_conversation, msg.c.message_position, msg.c.message_id)
-    )
-    for row in db.execute(query):
+    for row in db.execute(sa.select(msg).where(_in_conversations(msg, ids, how))):
         rows[values.key(row.message_conversation) or ""].append(row)
+    for found in rows.values():
+        found.sort(key=lambda r: (values.order(r.message_position), values.order(r.message_id)))
     return rows
 
 
 def _ratings(
-    db: sa.Connection, msg: sa.Table, rat: sa.Table, ids: list[Any], report: RatingsReport
+    db: sa.Connection,
+    msg: sa.Table,
+    rat: sa.Table,
+    ids: list[Any],
+    how: str,
+    report: RatingsReport,
 ) -> dict[str, list[sa.Row]]:
     """Unexported ratings by message key, oldest first, so the last one is the latest."""
     rows: dict[str, list[sa.Row]] = defaultdict(list)
     query = (
         sa.select(rat)
         .join(msg, rat.c.rating_message == msg.c.message_id)
-        .where(msg.c.message_conversation.in_(ids))
+        .where(_in_conversations(msg, ids, how))
         .order_by(rat.c.rating_created, rat.c.rating_id)
     )
     for row in db.execute(query):
@@ -139,21 +169,18 @@ def _conversation(
     turns: list[Turn] = []
     used: list[int | str] = []
     for row in messages:
-        message_id = values.ident(row.message_id)
-        if message_id is None:
-            report.skipped["bad_message_id"] += 1
-            continue
         role = (values.text(row.message_role) or "").strip().lower()
-        if role not in _ROLES:
-            report.skipped["bad_role"] += 1
-            continue
-        content = values.text(row.message_content)
-        if content is None and row.message_content is not None:
-            report.skipped["undecodable_content"] += 1  # a BLOB that is not UTF-8 text
-            continue
-        if content is None or not content.strip():
-            report.skipped["empty_content"] += 1
-            continue
+        dropped = _dropped(row, role)
+        if dropped:
+            report.skipped[dropped] += 1
+            if role == "system":  # no prompt or answer lost: the turns around it still pair
+                continue
+            # A turn after the gap would follow the wrong one (an answer under the prompt
+            # before the lost question): the conversation ends at the gap.
+            report.skipped["cut_at_dropped_message"] += 1
+            break
+        message_id = values.ident(row.message_id)
+        content = values.text(row.message_content) or ""
         rating = None
         for found in ratings.get(str(message_id), ()):
             value = values.rating(found.rating_value)
@@ -198,6 +225,20 @@ def _conversation(
         started=values.iso(created),
         component=key,
     )
+
+
+def _dropped(row: sa.Row, role: str) -> str:
+    """Why a message cannot be a turn, or "" when it can."""
+    if values.ident(row.message_id) is None:
+        return "bad_message_id"
+    if role not in _ROLES:
+        return "bad_role"
+    content = values.text(row.message_content)
+    if content is None and row.message_content is not None:
+        return "undecodable_content"  # a BLOB that is not UTF-8 text
+    if content is None or not content.strip():
+        return "empty_content"
+    return ""
 
 
 def _bound(name: str, value: str | None) -> datetime | None:

@@ -8,6 +8,7 @@ returns None where it cannot tell, for the caller to count a skip: it never gues
 from __future__ import annotations
 
 import math
+import re
 import uuid
 from collections import Counter
 from datetime import UTC, datetime
@@ -18,6 +19,8 @@ import sqlalchemy as sa
 
 _NUMBER = (int, float, Decimal)
 _BINARY = (bytes, bytearray, memoryview)
+_EPOCH_TEXT = re.compile(r"-?[0-9]{9,}(?:\.[0-9]*)?")  # from 1973 in seconds: no year or date
+_MS_FROM = 100_000_000_000  # epoch values this large are milliseconds (as seconds: year 5138)
 # PostgreSQL's boolean spellings; an empty string is the unset flag some UIs write.
 _FALSE = {"false", "f", "0", "no", "n", "off", ""}
 _TRUE = {"true", "t", "1", "yes", "y", "on"}
@@ -60,17 +63,25 @@ def exported(value: Any) -> bool | None:
 
 
 def ident(value: Any) -> int | str | None:
-    """An id as integer or text (UUIDs as their text), for reports and JSON; None if unusable."""
+    """An id as integer or text (UUIDs as their text, 16-byte BLOB UUIDs too), for reports and
+    JSON; None if unusable."""
     if isinstance(value, bool) or value is None:
         return None
     if isinstance(value, int):
         return value
     if isinstance(value, uuid.UUID):
         return str(value)
+    if isinstance(value, _BINARY) and len(value) == 16 and not _printable(bytes(value)):
+        return str(uuid.UUID(bytes=bytes(value)))  # a UUID stored as its 16 bytes
     if isinstance(value, (float, Decimal)):
         return int(value) if math.isfinite(value) and value == int(value) else None
     found = text(value) if isinstance(value, (str, *_BINARY)) else None
     return found if found and found.strip() else None
+
+
+def _printable(raw: bytes) -> bool:
+    # A 16-character text id stored as a BLOB; a random UUID's bytes are almost never all ASCII.
+    return raw.isascii() and raw.decode("ascii").isprintable()
 
 
 def key(value: Any) -> str | None:
@@ -101,10 +112,53 @@ def as_column_type(value: int | str, kind: Any) -> Any:
         if wanted is str:
             return str(value)
         if wanted is bytes:
-            return str(value).encode("utf-8")
+            return _uuid_bytes(str(value)) or str(value).encode("utf-8")
     except (ValueError, TypeError, ArithmeticError):
         return None
     return value
+
+
+def _uuid_bytes(value: str) -> bytes | None:
+    """The 16 bytes of a UUID's canonical text (ident's reading of a BLOB UUID), else None."""
+    try:
+        found = uuid.UUID(value)
+    except ValueError:
+        return None
+    return found.bytes if str(found) == value else None
+
+
+def lookup_values(value: Any) -> list[Any]:
+    """An id in every storage a foreign key column may hold it in (5, '5'; a UUID's text and
+    its 16 bytes), for an IN filter on SQLite, which compares an untyped column by type."""
+    found = key(value)
+    if found is None:
+        return [value]
+    out = [value, found]
+    if found.lstrip("-").isdigit():
+        out.append(int(found))
+    raw = _uuid_bytes(found)
+    if raw is not None:
+        out += [raw, found.upper()]
+    return list(dict.fromkeys(bytes(v) if isinstance(v, _BINARY) else v for v in out))
+
+
+def order(value: Any) -> tuple[int, Any]:
+    """Sort key for a stored position or id: numbers by value (also '10' after '9' in a TEXT
+    column), then text, then NULL."""
+    if value is None:
+        return (2, "")
+    if isinstance(value, bool):
+        return (0, Decimal(int(value)))
+    if isinstance(value, _NUMBER):
+        return (0, Decimal(value)) if math.isfinite(value) else (1, str(value))
+    word = text(value) if isinstance(value, (str, *_BINARY)) else str(value)
+    if word is None:
+        return (1, bytes(value).hex())
+    try:
+        number = Decimal(word.strip())
+    except ArithmeticError:
+        return (1, word)
+    return (0, number) if number.is_finite() else (1, word)
 
 
 def rating(value: Any) -> int | None:
@@ -162,19 +216,39 @@ def _cased(word: str, like: str) -> str:
 
 
 def instant(value: Any) -> datetime | None:
-    """A stored timestamp as an aware datetime (naive ones are taken as UTC), or None."""
+    """A stored timestamp as an aware datetime (naive ones are taken as UTC), or None. Numbers
+    (and digit strings) are Unix epoch seconds, or milliseconds past year 5138 in seconds."""
     if isinstance(value, (str, *_BINARY)):
+        word = (text(value) or "").strip()
         try:
-            value = datetime.fromisoformat((text(value) or "").strip())
+            value = datetime.fromisoformat(word)
         except ValueError:
-            return None
+            if not _EPOCH_TEXT.fullmatch(word):  # '2026' is no instant
+                return None
+            value = _epoch(Decimal(word))
+    elif isinstance(value, _NUMBER) and not isinstance(value, bool):
+        value = _epoch(value)
     if not isinstance(value, datetime):
         return None
     return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
+def _epoch(value: float | Decimal) -> datetime | None:
+    try:
+        if not math.isfinite(value):
+            return None
+        seconds = float(value) / 1000 if abs(value) >= _MS_FROM else float(value)
+        return datetime.fromtimestamp(seconds, UTC)
+    except (OverflowError, OSError, ValueError):
+        return None
+
+
 def iso(value: Any) -> str:
-    """Text timestamps stay as the source wrote them; native ones become ISO 8601."""
+    """Text timestamps stay as the source wrote them; native and epoch ones become ISO 8601."""
     if isinstance(value, datetime):
         return instant(value).isoformat()  # type: ignore[union-attr]  # a datetime is an instant
-    return text(value) or ""
+    found = text(value) or ""
+    if isinstance(value, _NUMBER) or _EPOCH_TEXT.fullmatch(found.strip()):
+        when = instant(value)
+        return when.isoformat() if when is not None else found
+    return found

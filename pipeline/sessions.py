@@ -26,6 +26,7 @@ from pipeline.sessions_files import (
 from pipeline.sessions_graph import Components, Tree, dedupe, merge_split
 from pipeline.sessions_model import LogFile, Node, ReaderConfig, ReadReport
 from pipeline.sessions_parse import Parser
+from pipeline.sessions_recover import LONE_SURROGATE, encodable, fix_surrogates
 from pipeline.types import Conversation, ConversationKind
 
 __all__ = [
@@ -118,7 +119,7 @@ def _chosen(
         return projects
     # A session, its resumes and its agents share one project folder; ids found nowhere by
     # name (records whose sessionId differs from the file name) need every folder read.
-    names = [{e.name for e in entries} for _, entries in projects]
+    names = [{encodable(e.name) for e in entries} for _, entries in projects]
     hits = {
         sid: {i for i, n in enumerate(names) if f"{sid}.jsonl" in n or sid in n} for sid in only
     }
@@ -142,9 +143,10 @@ def _log_files(
         elif regular_file(path, report.skip_path) is None:
             continue
         elif entry.name.startswith("agent-"):  # second generation: its records name the session
-            files.append(LogFile(path, project_dir, None, agent=path.stem.removeprefix("agent-")))
-        else:
-            files.append(LogFile(path, project_dir, path.stem))
+            agent = encodable(path.stem.removeprefix("agent-"))
+            files.append(LogFile(path, project_dir, None, agent=agent))
+        else:  # ids from file names must encode: undecodable bytes become `\xff` escapes
+            files.append(LogFile(path, project_dir, encodable(path.stem)))
     for folder in folders:
         files.extend(_subagent_logs(folder, project_dir, config, report))
     return files
@@ -171,9 +173,9 @@ def _subagent_logs(
         if regular_file(path, report.skip_path) is None:
             continue
         call = _json_file(path.with_suffix(".meta.json"), report).get("toolUseId")
-        agent = path.stem.removeprefix("agent-")
+        agent = encodable(path.stem.removeprefix("agent-"))
         call = call if isinstance(call, str) else None
-        files.append(LogFile(path, project_dir, folder.name, agent, call))
+        files.append(LogFile(path, project_dir, encodable(folder.name), agent, call))
     return files
 
 
@@ -186,7 +188,11 @@ def _json_file(path: Path, report: ReadReport) -> dict[str, Any]:
     except (ValueError, RecursionError):
         report.skip_path("unparseable_file", path, "not JSON")
         return {}
-    return value if isinstance(value, dict) else {}
+    if not isinstance(value, dict):
+        return {}
+    if fix_surrogates(value):
+        report.repaired[LONE_SURROGATE] += 1
+    return value
 
 
 def _read_project(
@@ -216,7 +222,7 @@ def _read_project(
             continue
         report.compactions += sum(n.compaction for n in members)
         component = inherited.get(session) or links.find(session)
-        base = dict(session=session, project=project_dir.name, component=component)
+        base = dict(session=session, project=encodable(project_dir.name), component=component)
         if agent is None:
             out.extend(_emit(Tree(members), session, "main", base, None))
             continue

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from pipeline.sessions_recover import encodable
 from pipeline.types import Turn
 
 MAX_PROBLEMS = 100  # files and folders named in a report; the counts go on past it
@@ -20,6 +21,8 @@ class ReadReport:
     skipped: Counter[str] = field(default_factory=Counter)  # reason -> count
     recovered: int = 0  # records rescued from damaged lines
     repaired: Counter[str] = field(default_factory=Counter)  # kept after a repair: reason -> count
+    # secrets scrubbed from tool outputs before they were cut to head and tail: kind -> count
+    scrubbed: Counter[str] = field(default_factory=Counter)
     merged_turns: int = 0  # assistant records merged into an earlier record of the same response
     sessions: int = 0
     conversations: int = 0
@@ -41,12 +44,14 @@ class ReadReport:
         self._noted.add(key)
         self.skipped[reason] += 1
         if len(self.problems) < MAX_PROBLEMS:
-            self.problems.append({"path": str(path), "reason": reason, "detail": detail})
+            shown = encodable(str(path))  # undecodable bytes in a name as `\xff` escapes
+            self.problems.append({"path": shown, "reason": reason, "detail": detail})
 
     def to_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {f.name: getattr(self, f.name) for f in fields(self)}
         out["skipped"] = dict(sorted(self.skipped.items()))
         out["repaired"] = dict(sorted(self.repaired.items()))
+        out["scrubbed"] = dict(sorted(self.scrubbed.items()))
         out["problems"] = list(self.problems)
         return out
 

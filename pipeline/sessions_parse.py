@@ -4,13 +4,29 @@ rescued in sessions_recover)."""
 from __future__ import annotations
 
 import os
+from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from pipeline.scrub import scrub_text
+from pipeline.scrub_patterns import PLACEHOLDER_RE
 from pipeline.sessions_files import lines, open_regular, read_text
 from pipeline.sessions_model import LogFile, Node, ReaderConfig, ReadReport
-from pipeline.sessions_recover import RECORD_TYPES, SCAN, near_key, recover, too_deep
+from pipeline.sessions_recover import (
+    LENIENT,
+    LONE_SURROGATE,
+    LONG_INTEGER,
+    RECORD_TYPES,
+    SCAN,
+    SURROGATE_ESCAPE,
+    encodable,
+    fix_surrogates,
+    long_integer,
+    near_key,
+    recover,
+    too_deep,
+)
 from pipeline.types import Block, Turn, TurnKind
 
 __all__ = ["RECORD_TYPES", "Parser", "recover", "truncate"]
@@ -24,6 +40,10 @@ COMMAND_PREFIXES = (
 )
 INTERRUPTED = "[Request interrupted by user"  # written by the harness, not typed
 PERSISTED = "<persisted-output>"
+_PLACEHOLDER_MAX = 64  # longer than any placeholder: the window searched around a cut
+# Dropped text scrubbed beside each cut: longer than any one secret (a PGP key block, a
+# service-account JSON), so one straddling a cut is seen whole.
+_MARGIN = 65_536
 
 
 def _str(value: Any) -> str:
@@ -42,13 +62,44 @@ def _is_content(value: Any) -> bool:
     return isinstance(value, str | list)
 
 
-def truncate(text: str, limit: int) -> str:
-    """Keep the head and the tail: errors tend to show at the end of long outputs."""
+def truncate(text: str, limit: int, found: Counter[str] | None = None) -> str:
+    """Keep the head and the tail: errors tend to show at the end of long outputs. What is
+    kept is scrubbed first, with a margin of the dropped text beside each cut (findings added
+    to `found`): a secret cut in two (a key's BEGIN line dropped) no longer looks like one, so
+    the scrub stage would miss the rest. Beyond the margins, dropped text is never scanned."""
     if len(text) <= limit:
         return text
-    head = limit // 2
-    tail = text[len(text) - (limit - head) :]
-    return f"{text[:head]}\n[... truncated {len(text) - limit} chars ...]\n{tail}"
+    head_n, tail_n = limit // 2, limit - limit // 2
+    unread = len(text) - limit - 2 * _MARGIN  # dropped, far from both cuts
+    if unread > 0:
+        first, counts = scrub_text(text[: head_n + _MARGIN])
+        last, more = scrub_text(text[len(text) - tail_n - _MARGIN :])
+        counts += more
+    else:
+        first, counts = scrub_text(text)
+        last = first
+    if found is not None:
+        found.update(counts)
+    if unread <= 0 and len(first) <= limit:
+        return first
+    head = _outside_placeholder(first, min(head_n, len(first)))
+    start = _outside_placeholder(last, max(0, len(last) - tail_n))
+    if unread > 0:
+        dropped = len(first) - head + unread + start
+    else:  # one text: both cuts may have moved into one placeholder
+        start = max(start, head)
+        dropped = start - head
+    return f"{first[:head]}\n[... truncated {dropped} chars ...]\n{last[start:]}"
+
+
+def _outside_placeholder(text: str, cut: int) -> int:
+    """`cut`, moved to the start of a placeholder (`<SECRET:kind>`) it would split."""
+    window = text[max(0, cut - _PLACEHOLDER_MAX) : cut + _PLACEHOLDER_MAX]
+    offset = max(0, cut - _PLACEHOLDER_MAX)
+    for match in PLACEHOLDER_RE.finditer(window):
+        if offset + match.start() < cut < offset + match.end():
+            return offset + match.start()
+    return cut
 
 
 class _TooDeep(Exception):
@@ -110,8 +161,14 @@ class Parser:
                 if end != n and (end != n - 1 or line[end] != "\n"):
                     raise ValueError("extra data")
                 values: list[Any] = [value]
-            except (ValueError, StopIteration):
-                values, damaged, reason = recover(line)
+            except (ValueError, StopIteration) as exc:
+                if long_integer(exc):  # valid JSON: keep the record, the digits as a string
+                    values, damaged, reason = recover(line, LENIENT)
+                    if values:
+                        repaired[LONG_INTEGER] += 1
+                        damage += 1
+                else:
+                    values, damaged, reason = recover(line)
                 if not values:
                     if reason:  # blank lines are no damage
                         skipped[reason] += 1
@@ -119,10 +176,13 @@ class Parser:
             except RecursionError:  # nested past what the C scanner allows
                 skipped["too_deep"] += 1
                 continue
+            surrogates = SURROGATE_ESCAPE.search(raw) is not None
             for value in values:
                 if value.__class__ is not dict:
                     skipped["bare_string" if isinstance(value, str) else "not_an_object"] += 1
                     continue
+                if surrogates and fix_surrogates(value):  # unwritable as UTF-8 otherwise
+                    repaired[LONE_SURROGATE] += 1
                 report.records += 1
                 report.recovered += damaged
                 ts = value.get("timestamp")
@@ -134,7 +194,7 @@ class Parser:
 
     def record(self, rec: dict[str, Any], log: LogFile, ts: str, damage: int = 0) -> Node | None:
         skipped = self.report.skipped
-        session = log.session or _str(rec.get("sessionId")) or log.path.stem
+        session = log.session or _str(rec.get("sessionId")) or encodable(log.path.stem)
         agent = log.agent
         if agent is None and rec.get("isSidechain"):
             agent = _str(rec.get("agentId"))
@@ -154,7 +214,8 @@ class Parser:
             damage += 1
         linked = uuid.__class__ is str and uuid != ""
         if not linked:
-            uuid = f"{log.path.name}:{self.seq}"  # old or hand-made records: kept as orphans
+            # old or hand-made records: kept as orphans
+            uuid = f"{encodable(log.path.name)}:{self.seq}"
         turn = None
         if conversational:
             message = rec.get("message")
@@ -284,7 +345,7 @@ class Parser:
             full = self.persisted(log, call, sessions)
             text = text if full is None else full
         limit = self.config.max_tool_output_chars
-        return truncate(text, limit) if len(text) > limit else text
+        return truncate(text, limit, self.report.scrubbed) if len(text) > limit else text
 
     def persisted(self, log: LogFile, call: str, sessions: tuple[str, ...]) -> str | None:
         """The full output Claude Code moved to `<sessionId>/tool-results/<tool_use_id>.txt`;

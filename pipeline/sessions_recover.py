@@ -23,6 +23,11 @@ RECORD_TYPES = frozenset(
     }
 )
 SCAN = json.JSONDecoder().scan_once  # the C scanner: skips json.loads' Python layers
+LONG_INTEGER = "long_integer"  # repaired: an integer past Python's digit limit kept as its digits
+LONE_SURROGATE = "lone_surrogate"  # repaired: half an emoji (a JS string cut) became U+FFFD
+# A `\ud800`..`\udfff` escape: only a line holding one can decode to a lone surrogate.
+SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
+SURROGATE = re.compile(r"[\ud800-\udfff]")
 # Where an object can start: `{"`, a key, optional whitespace, a colon. Keys end at the first
 # unescaped quote, so the scans of successive starts do not overlap: linear in the line.
 _START = re.compile(r'\{"(?:[^"\\]|\\[\s\S])*"[ \t\n\r]*:')
@@ -42,7 +47,22 @@ def _record_like(value: Any) -> bool:
     )
 
 
-def _decode_at(text: str, pos: int) -> tuple[Any, int, int]:
+def _int(digits: str) -> int | str:
+    try:
+        return int(digits)
+    except ValueError:  # over sys.get_int_max_str_digits(): no record needs its value as a number
+        return digits
+
+
+LENIENT = json.JSONDecoder(parse_int=_int).scan_once  # slower: for lines SCAN refused only
+
+
+def long_integer(exc: BaseException) -> bool:
+    """Whether SCAN failed on an integer literal past the digit limit, not on bad JSON."""
+    return exc.__class__ is ValueError and "integer string conversion" in str(exc)
+
+
+def _decode_at(text: str, pos: int, scan: Any = SCAN) -> tuple[Any, int, int]:
     """(value, end, work) of the object at `pos`, or (_FAILED, pos, work); decoded in a
     window so a failure costs what was read, not the distance to the line's start."""
     n, size, work = len(text), _WINDOW, 0
@@ -51,21 +71,27 @@ def _decode_at(text: str, pos: int) -> tuple[Any, int, int]:
         chunk = text[pos:stop] if pos or stop < n else text
         work += len(chunk)
         try:
-            value, end = SCAN(chunk, 0)
+            value, end = scan(chunk, 0)
             return value, pos + end, work  # an object ends at its "}": the window cannot cut it
         except StopIteration as exc:  # a value was expected at exc.value
             cut = exc.value >= len(chunk) - _NEAR_END
         except json.JSONDecodeError as exc:
             cut = exc.pos >= len(chunk) - _NEAR_END or exc.msg.startswith("Unterminated string")
+        except ValueError:  # an integer past the digit limit: keep its digits as a string
+            if scan is LENIENT:
+                return _FAILED, pos, work
+            scan = LENIENT
+            continue
         if stop >= n or not cut:
             return _FAILED, pos, work
         size *= 4
 
 
-def recover(line: str) -> tuple[list[Any], bool, str]:
+def recover(line: str, scan: Any = SCAN) -> tuple[list[Any], bool, str]:
     """The values on a line the fast path refused, whether the line was damaged, and the reason
     to count when nothing came back ("" for a blank line): NULs are stripped, then each place
-    an object can start is tried in turn (records fused by `}{` or after a cut)."""
+    an object can start is tried in turn (records fused by `}{` or after a cut). With
+    `scan=LENIENT`, integers past the digit limit are kept as strings of their digits."""
     text = line.strip()
     damaged = "\x00" in text
     if damaged:
@@ -73,7 +99,7 @@ def recover(line: str) -> tuple[list[Any], bool, str]:
     if not text:
         return [], damaged, ""
     try:
-        value, end = SCAN(text, 0)
+        value, end = scan(text, 0)
         if end == len(text):
             return [value], damaged, ""
     except (ValueError, StopIteration):
@@ -86,7 +112,7 @@ def recover(line: str) -> tuple[list[Any], bool, str]:
     while match is not None and budget > 0:
         pos = match.start()
         try:
-            value, end, work = _decode_at(text, pos)
+            value, end, work = _decode_at(text, pos, scan)
         except RecursionError:
             return found, True, "too_deep"
         budget -= work
@@ -143,3 +169,46 @@ def _edits(a: str, b: str, limit: int) -> int:
         if min(row) > limit:
             return limit + 1
     return min(row[len(b)], limit + 1)
+
+
+def fix_surrogates(value: Any) -> int:
+    """Replace lone surrogates in a decoded record's strings (keys too) with U+FFFD, in place;
+    the number of strings changed. JSON pairs decode to one character, so any left is lone."""
+    changed = 0
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if item.__class__ is dict:
+            for key, child in list(item.items()):
+                if key.__class__ is str and SURROGATE.search(key):
+                    del item[key]
+                    key = SURROGATE.sub("\ufffd", key)
+                    changed += 1
+                if child.__class__ is str and SURROGATE.search(child):
+                    child = SURROGATE.sub("\ufffd", child)
+                    changed += 1
+                item[key] = child
+                if child.__class__ is dict or child.__class__ is list:
+                    stack.append(child)
+        elif item.__class__ is list:
+            for i, child in enumerate(item):
+                if child.__class__ is str and SURROGATE.search(child):
+                    item[i] = SURROGATE.sub("\ufffd", child)
+                    changed += 1
+                elif child.__class__ is dict or child.__class__ is list:
+                    stack.append(child)
+    return changed
+
+
+def encodable(text: str) -> str:
+    """`text` as UTF-8 can hold it: a file name's undecodable bytes (kept by Python as
+    surrogates) become `\\xff` escapes, any other lone surrogate U+FFFD."""
+    try:
+        text.encode()
+        return text
+    except UnicodeEncodeError:
+        pass
+    try:
+        return text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+    except UnicodeEncodeError:
+        return SURROGATE.sub("\ufffd", text)

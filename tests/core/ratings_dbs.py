@@ -10,11 +10,12 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
-# {cid}/{mid}/{rid}: id types; {content}, {flag}: content and exported column types.
+# {cid}/{mid}/{rid}: id types ({mcid}: messages.conversation_id, {cid} unless given);
+# {content}, {flag}, {pos}, {created}: content, exported, position and created_at types.
 DDL = """
-CREATE TABLE conversations(id {cid} PRIMARY KEY, title TEXT, created_at TEXT NOT NULL);
-CREATE TABLE messages(id {mid} PRIMARY KEY, conversation_id {cid} NOT NULL,
-    position INTEGER NOT NULL, role TEXT NOT NULL, content {content}, created_at TEXT NOT NULL);
+CREATE TABLE conversations(id {cid} PRIMARY KEY, title TEXT, created_at {created} NOT NULL);
+CREATE TABLE messages(id {mid} PRIMARY KEY, conversation_id {mcid} NOT NULL,
+    position {pos} NOT NULL, role TEXT NOT NULL, content {content}, created_at TEXT NOT NULL);
 CREATE TABLE ratings(id {rid} PRIMARY KEY, message_id {mid} NOT NULL, rating {value} NOT NULL,
     rated_at TEXT NOT NULL, exported {flag})
 """
@@ -32,19 +33,25 @@ class Chat:
     ratings: list[tuple[Any, int, Any, Any]] = field(default_factory=list)
     contents: dict[int, Any] = field(default_factory=dict)  # message index -> stored content
     day: int = 1
+    roles: tuple[str, ...] = ROLES
+    positions: list[Any] | None = None  # as stored; 0, 1, 2... unless given
+    created: Any = None  # conversations.created_at as stored; ISO text of `day` unless given
+    message_conversation: Any = None  # messages.conversation_id as stored; `id` unless given
 
     def rows(self) -> dict[str, list[dict[str, Any]]]:
         when = f"2026-11-{self.day:02d}T10:00:00+00:00"
+        positions = self.positions or list(range(len(self.message_ids)))
+        cid = self.id if self.message_conversation is None else self.message_conversation
         messages = [
             {
                 "id": mid,
-                "conversation_id": self.id,
-                "position": n,
+                "conversation_id": cid,
+                "position": positions[n],
                 "role": role,
                 "content": self.contents.get(n, f"{role} says {n} in {self.id}"),
                 "created_at": when,
             }
-            for n, (mid, role) in enumerate(zip(self.message_ids, ROLES, strict=True))
+            for n, (mid, role) in enumerate(zip(self.message_ids, self.roles, strict=True))
         ]
         ratings = [
             {
@@ -56,14 +63,17 @@ class Chat:
             }
             for rid, n, value, flag in self.ratings
         ]
-        conversation = {"id": self.id, "title": "t", "created_at": when}
+        created = when if self.created is None else self.created
+        conversation = {"id": self.id, "title": "t", "created_at": created}
         return {"conversations": [conversation], "messages": messages, "ratings": ratings}
 
 
 def build(url: str, chats: list[Chat], **types: str) -> str:
-    """Create the three tables with `types` (cid, mid, rid, content, flag, value) and fill them."""
+    """Create the three tables with `types` (cid, mcid, mid, rid, content, flag, value, pos,
+    created) and fill them."""
     kinds = {"cid": "TEXT", "mid": "TEXT", "rid": "INTEGER", "content": "TEXT"}
-    kinds |= {"flag": "INTEGER", "value": "INTEGER"} | types
+    kinds |= {"flag": "INTEGER", "value": "INTEGER", "pos": "INTEGER", "created": "TEXT"} | types
+    kinds.setdefault("mcid", kinds["cid"])
     engine = sa.create_engine(url)
     with engine.begin() as db:
         for statement in DDL.format(**kinds).split(";"):

@@ -161,24 +161,28 @@ def test_turns_follow_position_not_insertion(db: Path) -> None:
         assert [t.parent_uuid for t in c.turns] == [None] + [t.uuid for t in c.turns[:-1]]
 
 
-def test_bad_rows_are_counted_and_lose_nothing_else(db: Path) -> None:
+@pytest.mark.parametrize(
+    ("change", "reason"), [("role = 'tool'", "bad_role"), ("content = '  '", "empty_content")]
+)
+def test_a_bad_row_cuts_its_conversation_and_nothing_else(
+    db: Path, change: str, reason: str
+) -> None:
+    """A lost question or answer ends the conversation there: a turn after it would follow
+    the wrong one. The other conversations are read as before."""
     before, _ = read_rated_conversations(url(db))
     victim = next(c for c in before if len(c.turns) >= 6)
-    bad_role, empty = [t.message_id for t in victim.turns if t.role == "user"][:2]
+    cut = [n for n, t in enumerate(victim.turns) if t.role == "user"][-1]
     # The sample's CHECK forbids these rows; real databases are less careful.
     execute(
         db,
         f"PRAGMA ignore_check_constraints = ON;"
-        f"UPDATE messages SET role = 'tool' WHERE id = '{bad_role}';"
-        f"UPDATE messages SET content = '  ' WHERE id = '{empty}';",
+        f"UPDATE messages SET {change} WHERE id = '{victim.turns[cut].message_id}';",
     )
     after, report = read_rated_conversations(url(db))
-    assert report.skipped["bad_role"] == report.skipped["empty_content"] == 1
-    assert [c.id for c in after] == [c.id for c in before]
-    again = next(c for c in after if c.id == victim.id)
-    assert [t.message_id for t in again.turns] == [
-        t.message_id for t in victim.turns if t.message_id not in (bad_role, empty)
-    ]
+    assert report.skipped[reason] == report.skipped["cut_at_dropped_message"] == 1
+    kept = victim.turns[:cut]
+    assert len(kept) >= 4 and any(t.rating is not None for t in kept)  # the sample's shape
+    assert next(c for c in after if c.id == victim.id).turns == kept
     assert [c for c in after if c.id != victim.id] == [c for c in before if c.id != victim.id]
 
 

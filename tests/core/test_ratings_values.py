@@ -172,14 +172,16 @@ def test_blob_content_valid_utf8(empty_db: str) -> None:
 
 
 def test_blob_content_invalid_utf8_is_a_counted_skip(empty_db: str) -> None:
+    """Undecodable system text is dropped alone (a question or answer would cut the
+    conversation there: test_ratings_shapes)."""
     chat = one_chat(0)[0]
     chat.contents = {n: f"fine {n}".encode() for n in range(5)}
-    chat.contents[1] = b"\xff\xfe not utf-8 \xc3"
+    chat.contents[0] = b"\xff\xfe not utf-8 \xc3"
     url = build(empty_db, [chat], content=blob_type(empty_db))
     conversations, report = read_rated_conversations(url, min_messages=4)
     assert report.skipped == {"undecodable_content": 1}
     texts = [t.text for t in conversations[0].turns]
-    assert texts == ["fine 0", "fine 2", "fine 3", "fine 4"]
+    assert texts == ["fine 1", "fine 2", "fine 3", "fine 4"]
     assert not any("b'" in t or "\\x" in t for t in texts)
 
 
