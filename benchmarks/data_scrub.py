@@ -170,6 +170,13 @@ def head_scrubber() -> Scrub:
                 check=True,
             ).stdout
             (package / name).write_text(source.replace("pipeline.scrub", "scrub_at_head.scrub"))
+    # The rule set the scrubber loads from beside it (`data/betterleaks.toml`).
+    (package / "data").mkdir()
+    rules = subprocess.run(
+        ["git", "show", "HEAD:pipeline/data/betterleaks.toml"],
+        cwd=ROOT, capture_output=True, check=True,
+    ).stdout  # fmt: skip
+    (package / "data" / "betterleaks.toml").write_bytes(rules)
     sys.path.insert(0, str(tmp))
     try:
         return importlib.import_module("scrub_at_head.scrub").scrub_text

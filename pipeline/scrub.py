@@ -4,10 +4,12 @@ Credentials become `<SECRET:kind>`, personal data `<EMAIL>` and `<PHONE>`; no de
 a placeholder, and `scrub_text` repeats until a pass finds nothing, so scrubbing twice changes
 nothing. Detectors: the betterleaks rule set (`scrub_rules`, the primary one), our fixed shapes
 (`scrub_patterns`), command lines, webhooks and Azure signatures (`scrub_cli`), secret-named
-assignments (`scrub_env`), quoted values the split audit's scanner flags (`scrub_keyword`),
+assignments (`scrub_env`), passwords in config and credential files, on command lines and in
+prose (`scrub_config`), quoted values the split audit's scanner flags (`scrub_keyword`),
 base64 runs (`scrub_base64`), personal data (`scrub_pii`), and the same again on the text with
-its JSON escapes undone (`scrub_escapes`). Each detector has a rule id; `skip` turns rules off
-by id (a user's false positives).
+its JSON escapes undone (`scrub_escapes`). Text holding terminal escapes is scanned with each
+blanked (`\x1b[32msk-...`: a key glued after a colour code). Each detector has a rule id;
+`skip` turns rules off by id (a user's false positives).
 
 Speed: one RE2 set pass over a text holds the rule set's keyword gate and every detector's
 prefilter (an RE2 pattern matching wherever the detector can find something); only the
@@ -20,6 +22,7 @@ import bisect
 import difflib
 import functools
 import json
+import re
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -36,6 +39,8 @@ from pipeline.scrub_cli import (
     provider_findings,
     webhook_findings,
 )
+from pipeline.scrub_config import PREFILTERS as CONFIG_PREFILTERS
+from pipeline.scrub_config import config_findings
 from pipeline.scrub_env import ENV_PREFILTERS, env_findings
 from pipeline.scrub_escapes import MAX_DEPTH, Unescaped
 from pipeline.scrub_escapes import PREFILTER as ESCAPE_PREFILTER
@@ -159,6 +164,11 @@ _DETECTORS: tuple[_Detector, ...] = (
     _own("azure_sas", lambda scan, which: azure_findings(scan.text, scan.low), (AZURE_PREFILTER,)),
     _own("env_value", lambda scan, which: env_findings(scan.text, scan.low, which), ENV_PREFILTERS),
     _own(
+        "config_password",
+        lambda scan, which: config_findings(scan.text, which),
+        CONFIG_PREFILTERS,
+    ),
+    _own(
         "keyword_value",
         lambda scan, which: keyword_findings(scan.text, scan.low, which),
         KEYWORD_PREFILTERS,
@@ -190,6 +200,7 @@ _OWN_RULE_IDS = (
     "webhook_url",
     "azure_sas",
     "env_value",
+    "config_password",
     "keyword_value",
     "audit_shape",
     "base64_secret",
@@ -257,10 +268,22 @@ def check_rule_ids(ids: frozenset[str] | tuple[str, ...] | list[str]) -> frozens
     return frozenset(ids)
 
 
+# Terminal escapes (colours, cursor moves, titles) glue to what follows: `\x1b[32msk-...`
+# reads as `[32msk-...`, which no key shape starts with. CSI, OSC and two-character escapes.
+_ANSI_RE = re.compile(r"\x1b(?:\[[0-?]*[ -/]*[@-~]|\][^\x07\x1b]*(?:\x07|\x1b\\)?|[@-Z\\-_])")
+
+
+def _without_ansi(text: str) -> str:
+    """`text` with each ANSI escape blanked by as many spaces: spans stay valid in `text`."""
+    if "\x1b" not in text:
+        return text
+    return _ANSI_RE.sub(lambda m: " " * len(m[0]), text)
+
+
 def find_secrets(text: str, skip: frozenset[str] = frozenset()) -> list[Finding]:
     """Secrets and personal data in `text`: non-overlapping, sorted by start. Rules whose id is
     in `skip` are not run."""
-    return _find(text, skip)
+    return _find(_without_ansi(text), skip)
 
 
 def _find(text: str, skip: frozenset[str], depth: int = 0, gated: bool = True) -> list[Finding]:
@@ -286,7 +309,7 @@ def _find(text: str, skip: frozenset[str], depth: int = 0, gated: bool = True) -
 
 def has_secret(text: str, skip: frozenset[str] = frozenset()) -> bool:
     """Whether `find_secrets` would find anything; stops at the first detector that does."""
-    scan, plan = _plan(text)
+    scan, plan = _plan(_without_ansi(text))
     return any(detector.find(scan, skip, which) for detector, which in plan)
 
 

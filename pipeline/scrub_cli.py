@@ -91,6 +91,14 @@ _PROVIDERS = tuple(
             "xox[abposre]-",
         ),
         ("provider_token", r"AIza(?<![\w.-]AIza)(?P<s>[\w-]{30,40})" + _END, "AIza"),
+        # Stripe webhook signing secrets, Google OAuth access tokens and client secrets.
+        (
+            "provider_token",
+            r"whsec_(?<![\w.-]whsec_)(?P<s>[A-Za-z0-9+/=]{24,128})" + _END,
+            "whsec_",
+        ),
+        ("provider_token", r"ya29\.(?<![\w.-]ya29\.)(?P<s>[\w-]{20,2048})", r"ya29\."),
+        ("provider_token", r"GOCSPX-(?<![\w.-]GOCSPX-)(?P<s>[\w-]{20,64})", "GOCSPX-"),
         ("provider_token", r"pypi-(?<![\w.-]pypi-)(?P<s>AgE[\w-]{50,300})" + _END, "pypi-AgE"),
         ("provider_token", r"ABSK(?<![\w.-]ABSK)(?P<s>[A-Za-z0-9+/]{80,300}={0,2})" + _END, "ABSK"),
         # Shapes the split audit's scanner flags wherever they occur, word boundary or not: a
@@ -205,7 +213,8 @@ def cli_findings(text: str, low: str, which: list[int] | None = None) -> list[tu
             found += _short_flag(text, m)
     if 2 in parts and "pass:" in text:
         for m in matches(_OPENSSL_PASS_RE, text):
-            found.append(("cli_password", m.span("s")))
+            if not PLACEHOLDER_RE.match(m["s"]):  # ours, from an earlier pass
+                found.append(("cli_password", m.span("s")))
     if 4 in parts:
         found += [
             ("cli_password", m.span("s")) for m in matches(_PROSE_RE, text) if _spoken(m["s"])

@@ -40,7 +40,7 @@ _KEYWORD_RES = tuple(
         r"k(?:ey(?<=[a-z0-9_.-]key)(?!s?(?:word|board|ring|frame|stroke|press|pair|store|chain))"
         r"|(?<=tok)en(?!s|iz))",
         r"cre(?:d(?!it)|(?<=secre)t(?!s(?![a-z])|ar))",
-        r"p(?:ass(?!ed|es|ing|age|port|enger|ive|through|over)|wd|rivate(?!ly))",
+        r"p(?:ass(?!ed|es|ing|age|port|enger|ive|through|over)|wd|rivate(?!ly)|sk)",
         r"uth(?<=auth)(?!or|ent)",
         r"ws(?<=aws)",
     )
@@ -50,7 +50,7 @@ _KEYWORD_RES = tuple(
 _PREFILTER_TAIL = r"[a-z0-9_.-]*[\\\"'\]]{0,3}[ \t]*[:=][ \t]*[^\s,;&)\]}]"
 ENV_PREFILTERS = tuple(
     f"(?i)(?:{keywords}){_PREFILTER_TAIL}"
-    for keywords in ("key|token", "cred|secret", "pass|pwd|private", "auth", "aws")
+    for keywords in ("key|token", "cred|secret", "pass|pwd|private|psk", "auth", "aws")
 )
 _NAME_CHARS = string.ascii_lowercase + string.digits + "_.-"  # of a name, lowercased
 _WORD_RE = re.compile(r"[A-Z]+(?![a-z])|[A-Z]?[a-z]+")  # digits carry no meaning
@@ -66,7 +66,7 @@ _COLON_END_RE = re.compile(r"""[\\"',;)\]}]|[ \t]*(?:$|#|//)""", re.MULTILINE)
 
 _STRONG = word_set(
     "secret token password passwd pwd passphrase credential credentials creds auth"
-    " authorization apikey private"
+    " authorization apikey private pass psk passcode passwort"
 )
 _STRONG_SUFFIXES = ("token", "secret", "password", "passwd", "pwd", "apikey", "passphrase", "auth")
 # Names about a secret rather than holding one (gitleaks' generic-api-key allowlist, extended).
@@ -184,6 +184,11 @@ def _name_info(name: str) -> tuple[bool, bool, bool, bool]:
     aws = "aws" in words or any(w.endswith("secret") for w in words)
     phrase = any(w.startswith(("pass", "pwd")) for w in words)
     return _secret_name(words, upper), aws, upper, phrase
+
+
+def secret_name(name: str) -> bool:
+    """Whether a name says its value is secret (`DB_PASSWORD`, `apiKey`, `psk`)."""
+    return _name_info(name)[0]
 
 
 def _kind(text: str, name: str, m: re.Match[str]) -> str | None:

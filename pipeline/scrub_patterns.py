@@ -150,8 +150,10 @@ _AUTH_VALUE = r"(?P<s>[a-z0-9._~+/=@-]{8,})"  # on lowercased text
 # A key's header with no body after it (cut off, or pasted alone), and PuTTY key files: the
 # audit's scanner flags both wherever they stand but in code, quoted (a closer follows).
 _NOT_QUOTED = r"""(?!-*[ ]*["'`),;])"""
+# The leading dashes only where a run of them starts: tried at every dash of a long run, the
+# optional group backtracked across the whole run each time (quadratic).
 _KEY_HEADER_RE = re.compile(
-    r"(?:-{2,})?BEGIN[ A-Z0-9_-]{0,60}PRIVATE KEY(?: BLOCK)?" + _NOT_QUOTED + "(?:-{2,})?"
+    r"(?:(?<!-)-{2,})?BEGIN[ A-Z0-9_-]{0,60}PRIVATE KEY(?: BLOCK)?" + _NOT_QUOTED + "(?:-{2,})?"
 )
 _PUTTY_RE = re.compile(
     r"PuTTY-User-Key-File-\d+" + _NOT_QUOTED

@@ -74,6 +74,12 @@ _ENTROPY_RE = re.compile(r'entropy\(finding\["secret"\]\)\s*(<=?)\s*([\d.]+)')
 _LETTERS_ONLY_RE = re.compile(r"[A-Za-z_.-]+")
 _NAME_TAIL_RE = re.compile(r"[\w.-]{0,50}$")
 _IMPORT_RE = re.compile(r"[ \t]*(?:>>>[ \t]*)?(?:from[ \t]+\S+[ \t]+)?import[ \t]")  # names
+# 338 rules end a key with this group: a quote, whitespace, `;`, an escaped break or the end.
+# A key ending a sentence or standing in brackets, a list, a URL's query or markup
+# (`sk_live_....`, `(gsk_...)`, `xai-..., then`), before a backslash or a control character
+# would be missed, so the group is widened.
+_SUFFIX = r"""(?:\\?['"\x60]|[\s;]|\\[nr]|$)"""
+_WIDE_SUFFIX = r"""(?:\\?['"\x60]|[\s;.,)&<>\]}:!?|*#\\\x00-\x1f\x7f\x{3002}\x{ff0c}]|\\[nr]|$)"""
 OPTIONS = re2.Options()
 OPTIONS.max_mem = 64 << 20  # the DFA of the longest rules outgrows RE2's 8 MB default
 UNANCHORED = _re2.RE2.Anchor.UNANCHORED
@@ -179,6 +185,11 @@ def _config() -> dict:
         return tomllib.load(f)
 
 
+def widened(pattern: str) -> str:
+    """A rule's regex with its trailing boundary group also taking punctuation."""
+    return pattern.replace(_SUFFIX, _WIDE_SUFFIX)
+
+
 @functools.cache
 def leak_rules() -> tuple[LeakRule, ...]:
     """The usable rules, in the file's order: those with a regex that report a secret."""
@@ -190,13 +201,14 @@ def leak_rules() -> tuple[LeakRule, ...]:
         expr = raw.get("filter", "")
         bound, strict = _entropy_bound(expr)
         allow = [] if rid in _REGULARITY_FILTERS else _filter_patterns(expr, "secret")
+        pattern = widened(raw["regex"])
         group = int(raw.get("valueGroup", 0)) or (-1 if _first_group_repeated(raw["regex"]) else 0)
         rules.append(
             LeakRule(
                 id=rid,
                 kind=_kind(rid),
-                regex=re2.compile(raw["regex"], OPTIONS),
-                raw=_re2.RE2(raw["regex"].encode(), OPTIONS),
+                regex=re2.compile(pattern, OPTIONS),
+                raw=_re2.RE2(pattern.encode(), OPTIONS),
                 keywords=tuple(k.lower() for k in raw.get("keywords", ())),
                 value_group=group,
                 generic=rid in _GENERIC,

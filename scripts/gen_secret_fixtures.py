@@ -289,6 +289,43 @@ def generated(rule, count: int = 3) -> list[str]:
     return out
 
 
+_PUNCTUATED = ("{}.", "({})", "{}, then restart")
+
+
+def punctuated(positives: list[dict], rules: dict) -> list[dict]:
+    """Each rule's first single-line case again with punctuation after the key: ending a
+    sentence ("The key is X."), in brackets ("(X)") and in a list ("X, then"). Prose when the
+    rule takes the key alone, else the case's own text up to the key, unquoted."""
+    out, seen = [], set()
+    for p in positives:
+        rule = rules.get(p["rule"])
+        if rule is None or p["rule"] in seen or p["source"] == "issue" or len(p["secrets"]) != 1:
+            continue
+        secret = p["secrets"][0]
+        if "\n" in secret or len(secret) < 8 or secret not in p["text"]:
+            continue
+
+        def found(text: str, rule=rule, secret=secret) -> bool:
+            low = text.lower()
+            keyword = not rule.keywords or any(k in low for k in rule.keywords)
+            return keyword and secret in _secrets(rule, text)
+
+        prose = f"The key is {secret}"
+        head = prose if found(prose + " ok") else p["text"][: p["text"].index(secret)]
+        head = head.rstrip("'\"`") if head != prose else head
+        if head == prose or found(head + secret + " ok"):
+            base = head if head == prose else head + secret
+            cases = [form.format(base) for form in _PUNCTUATED]
+            cases = [text for text in cases if found(text)]
+            if cases:
+                seen.add(p["rule"])
+            out += [
+                {"rule": p["rule"], "source": "punctuation", "text": text, "secrets": [secret]}
+                for text in cases
+            ]
+    return out
+
+
 def main(tree: Path) -> None:
     _load_templates(tree / "cmd" / "generate" / "config" / "utils" / "generate.go")
     cases = go_cases(tree / "cmd" / "generate" / "config" / "rules")
@@ -308,6 +345,7 @@ def main(tree: Path) -> None:
             for text in generated(rule):
                 entry = {"rule": rid, "source": "generated", "text": text}
                 positives.append({**entry, "secrets": _secrets(rule, text)})
+    positives += punctuated(positives, rules)
     for name, text, secret in ISSUE_CASES:
         positives.append(
             {"rule": f"issue:{name}", "source": "issue", "text": text, "secrets": [secret]}

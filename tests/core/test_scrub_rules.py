@@ -318,6 +318,10 @@ HOSTILE = [
     "-----BEGIN PRIVATE KEY-----\n", "-----BEGIN PRIVATE KEY-----\\\\n", "curl -u a:b ",
     "--token ", "mysql -p", "config set ", "https://a:b@", "Bearer ", "eyJ", "AC" + "0" * 32 + ",",
     "xoxb-1234567890-", "kind: secret\ndata:\n", "a@", "+1 ", "?sig=",
+    "password ", "password is ", "Password:\n", "<password>", "<password>a", "define('DB_PASSWORD', ",
+    'variable "db_password" {', "ENV A_PASSWORD ", "machine a login b password ", "a:1:b:c:",
+    "echo a | ", "htpasswd -b ", "mongosh -p ", "7z a -p", "smbclient -U a%", "IDENTIFIED BY ",
+    "use password ", "\x1b[32m", "\x1b]0;", "sk_live_4eC39HqLyjWDarjtT1zdp7dc.",
 ]  # fmt: skip
 
 
