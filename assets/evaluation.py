@@ -25,22 +25,26 @@ def registry_of(artifacts: ArtifactStoreResource) -> Registry:
 
 
 def champion_gguf(registry: Registry, quant: str):
-    """(version, path of its shipped quant), or None before the first champion."""
+    """(version, path of its shipped quant), or None before the first champion.
+
+    The quant must be listed in the champion's verified manifest: a file merely lying in its
+    folder was never registered and its bytes are unchecked.
+    """
     try:
         version = registry.champion()
         if version is None:
             return None
-        registry.verify(version)  # a damaged champion must not become the bar to beat
+        manifest = registry.verify(version)  # a damaged champion must not become the bar to beat
     except RegistryError as exc:
         raise dg.Failure(f"the champion cannot be measured: {exc}") from None
-    path = registry.version_dir(version) / f"model-{quant}.gguf"
-    if not path.is_file():
+    name = f"model-{quant}.gguf"
+    if name not in manifest["files"]:
         raise dg.Failure(
-            f"the champion {version} has no {path.name}; its files: "
-            f"{sorted(registry.manifest(version)['files'])}. Roll back to a version that has it "
+            f"the champion {version} has no {name} in its manifest; its files: "
+            f"{sorted(manifest['files'])}. Roll back to a version that has it "
             "(`nightshift rollback --to VERSION`) or ship the quant it has (ship_quant)."
         )
-    return version, path
+    return version, registry.version_dir(version) / name
 
 
 def _current(artifacts: ArtifactStoreResource, asset: str):

@@ -31,6 +31,7 @@ def _registry(root: Path | None) -> Registry:
 
 
 def _fail(message: str) -> None:
+    message = "\n".join(shown(line) for line in message.split("\n"))
     typer.secho(f"error: {message}", fg="red", err=True)
     raise typer.Exit(1)
 
@@ -75,7 +76,7 @@ def models_list(
         typer.echo(f"no versions in {registry.root}")
     else:
         _print_table(manifests, damaged, champion)
-        typer.echo(f"champion: {champion or ('unknown' if problems else 'none')}")
+        typer.echo(f"champion: {shown(champion or ('unknown' if problems else 'none'))}")
     if damaged:
         problems.append(
             f"damaged: {', '.join(damaged)}; use the versions listed without damage "
@@ -86,24 +87,16 @@ def models_list(
 
 
 def _pointers(registry: Registry) -> tuple[str | None, list[str]]:
-    """The champion (None if unknown) and what is wrong with champion.json or latest.json."""
-    problems: list[str] = []
-    try:
-        champion = registry.champion()
-    except RegistryError as exc:
-        champion = None
-        problems.append(str(exc))
-    try:
-        latest = registry.latest()
-    except RegistryError as exc:
-        problems.append(str(exc))
-    else:
-        if champion and latest and latest["version"] != champion:
-            problems.append(
-                f"latest.json names {latest['version']} but champion.json names {champion}; "
-                f"rewrite both with `nightshift rollback --to {champion}`"
-            )
+    """The champion (None if unknown) and what is wrong with champion.json or latest.json,
+    read under the registry lock so a promotion in progress is never reported as damage."""
+    champion, _latest, problems = registry.pointers()
     return champion, problems
+
+
+def shown(text: object) -> str:
+    """`text` with every non-printable character escaped (\\x1b, \\u200b, ...): a manifest's
+    fields reach the terminal, and must not carry escape sequences to it."""
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in str(text))
 
 
 def _print_table(manifests: list[dict], damaged: dict[str, str], champion: str | None) -> None:
@@ -113,12 +106,13 @@ def _print_table(manifests: list[dict], damaged: dict[str, str], champion: str |
         row = rows[version]
         if isinstance(row, str):
             mark = "*" if version == champion else "!"
-            typer.echo(f"{mark:<2}{version:<9}DAMAGED {row}")
+            typer.echo(f"{mark:<2}{version:<9}DAMAGED {shown(row)}")
             continue
         mark = "*" if version == champion else ""
         size = sum(f["bytes"] for f in row["files"].values()) / 1e6
         files = f"{len(row['files'])} ({size:.1f} MB): {', '.join(row['files'])}"
-        typer.echo(f"{mark:<2}{version:<9}{row['created']:<27}{_gates(row):<22}{files}")
+        created, gates = shown(row["created"]), shown(_gates(row))
+        typer.echo(f"{mark:<2}{version:<9}{created:<27}{gates:<22}{shown(files)}")
 
 
 def rollback_command(on_champion: ChampionHook | None = None) -> Callable[..., None]:

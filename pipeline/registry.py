@@ -9,7 +9,9 @@ Layout under `root` (the artifact store's `registry/`):
 A version directory appears whole (atomic rename); every change is made under a file lock, so a
 CLI rollback cannot interleave with a promotion. Nothing is trusted on disk: a version is verified
 (every file's size and sha256 against its manifest) before it becomes the champion or is served,
-and champion.json and latest.json are replaced together or not at all.
+and champion.json and latest.json are replaced together or not at all. Below the root no symlink
+is followed and only regular files are read (pipeline.registry_fs): a version folder, or any
+folder or file in one, that is a link is damaged, never a way out of the registry.
 """
 
 from __future__ import annotations
@@ -17,7 +19,6 @@ from __future__ import annotations
 import fcntl
 import json
 import os
-import shutil
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -25,6 +26,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from pipeline import registry_fs as fs
 from pipeline import registry_integrity as integrity
 from pipeline.artifacts import sha256_file
 from pipeline.config import EvalConfig
@@ -53,19 +55,34 @@ class Registry:
         return self.root / version
 
     def list_versions(self) -> list[str]:
-        """Versions with a manifest, oldest first (half-written ones have none yet)."""
-        return [v for v in self._version_dirs() if (self.root / v / MANIFEST).is_file()]
+        """Versions with a manifest, oldest first (half-written ones have none yet); a version
+        entry that is a symlink or not a folder is not one."""
+        return [
+            v
+            for v, problem in self._version_dirs()
+            if problem is None and fs.is_file(self.root / v / MANIFEST)
+        ]
 
     def manifest(self, version: str) -> dict[str, Any]:
         """The version's manifest, checked for every field; IntegrityError if it is damaged."""
-        if not self.version_dir(version).is_dir():
+        try:
+            problem = fs.entry_kind(self.root, self.version_dir(version).name)
+        except FileNotFoundError:
             raise RegistryError(
                 f"no version {version} in {self.root}; see `nightshift models list`"
-            )
+            ) from None
+        except OSError as exc:
+            raise IntegrityError(f"{version}: cannot be read ({exc.strerror or exc})") from None
+        if problem is not None:
+            raise IntegrityError(f"{version}: {problem}")
         name = f"{version}/{MANIFEST}"
         if not os.path.lexists(self.root / name):
             raise IntegrityError(f"{name}: missing; the version folder is incomplete or damaged")
-        return integrity.checked_manifest(integrity.read_json(self.root, name), version)
+        data = integrity.read_json(self.root, name)
+        try:
+            return integrity.checked_manifest(data, version)
+        except (ValueError, TypeError, UnicodeError, RecursionError) as exc:  # a shape unforeseen
+            raise IntegrityError(f"{name}: damaged ({type(exc).__name__})") from None
 
     def verify(self, version: str) -> dict[str, Any]:
         """The manifest, after checking every file's existence, size and sha256 against it."""
@@ -93,7 +110,10 @@ class Registry:
         """
         readable: list[dict[str, Any]] = []
         damaged: dict[str, str] = {}
-        for version in self._version_dirs():
+        for version, problem in self._version_dirs():
+            if problem is not None:
+                damaged[version] = f"{version}: {problem}"
+                continue
             try:
                 manifest = self.manifest(version)
                 integrity.check_files(self.root, version, manifest, hashes=hashes)
@@ -121,16 +141,19 @@ class Registry:
         place), else copied. `gates` maps a gate to pass/fail or to a dict with `passed`.
         """
         for name, src in files.items():
-            _check_name(name)
+            if not integrity.usable_name(name):
+                raise RegistryError(f"{name!r} is not a usable file name inside a version")
             if not Path(src).is_file():
                 raise RegistryError(f"{name}: {src} is not a file")
         with self._locked():
             existing = [p.name for p in self.root.iterdir() if _VERSION.match(p.name)]
             version = f"v{max(map(_number, existing), default=0) + 1}"
+            if not _VERSION.match(version):  # a planted v999999999
+                raise RegistryError(f"{self.root}: no version number is left after the highest")
             with atomic_dir(self.root / version) as tmp:
                 for name, src in files.items():
-                    _place(Path(src), tmp / name)
-                gate_results = {k: _gate(v) for k, v in (gates or {}).items()}
+                    fs.place(Path(src), tmp / name)
+                gate_results = {k: integrity.gate_result(v) for k, v in (gates or {}).items()}
                 manifest = {
                     "version": version,
                     "created": _now(),
@@ -221,12 +244,15 @@ class Registry:
         with self._locked():
             pointer = self._pointer()  # damaged: refuse, the champion could be among the doomed
             keep = {pointer.get("version"), self._rollback_target(pointer.get("stack", []))}
+            # Only real version folders: a link in the registry is damage, never followed (a
+            # rmtree through it would delete what it points to); `models list` names it.
             doomed = [v for v in self.list_versions()[:-keep_last] if v not in keep]
             for version in doomed:
                 # Rename first: a half-deleted version must never look complete.
                 gone = self.root / f".{version}.deleting"
+                fs.remove(gone)  # left by an interrupted retain
                 (self.root / version).rename(gone)
-                shutil.rmtree(gone)
+                fs.remove(gone)
             return doomed
 
     def _move(
@@ -275,17 +301,28 @@ class Registry:
 
     def _rollback_target(self, stack: Sequence[str]) -> str | None:
         """The champion before the current one whose folder is still there."""
-        earlier = [v for v in stack[:-1] if (self.root / v).is_dir()]
+        earlier = [v for v in stack[:-1] if fs.is_dir(self.root / v)]
         return earlier[-1] if earlier else None
 
-    def _version_dirs(self) -> list[str]:
+    def _version_dirs(self) -> list[tuple[str, str | None]]:
+        """Entries named like a version, oldest first, each with None if it is a real folder,
+        else what it is (a symlink, a file): those are damaged, never followed."""
+        found = []
         try:
-            found = [p.name for p in self.root.iterdir() if _VERSION.match(p.name) and p.is_dir()]
+            with os.scandir(self.root) as entries:
+                for entry in entries:
+                    if not _VERSION.match(entry.name):
+                        continue
+                    try:
+                        problem = fs.entry_kind(self.root, entry.name)
+                    except FileNotFoundError:  # deleted since the listing
+                        continue
+                    found.append((entry.name, problem))
         except FileNotFoundError:
             return []
         except OSError as exc:
             raise RegistryError(f"{self.root}: cannot be listed ({exc.strerror or exc})") from None
-        return sorted(found, key=_number)
+        return sorted(found, key=lambda item: _number(item[0]))
 
     def _url(self, version: str, name: str) -> str:
         if self.base_url:
@@ -304,18 +341,51 @@ class Registry:
             raise IntegrityError(f"{POINTER}: {problem}; {REPAIR}")
         return data
 
+    def pointers(self) -> tuple[str | None, dict | None, list[str]]:
+        """The champion, latest.json and what is wrong with either, read together: under the
+        lock shared (a promotion never shows half done), or, where the lock cannot be
+        opened (a read-only registry), read twice if they disagree."""
+        if self.root.is_dir():
+            try:
+                with self._locked(shared=True):
+                    return self._read_pointers()
+            except RegistryError:  # the lock cannot be opened: read without it
+                pass
+        found = self._read_pointers()
+        return found if not found[2] else self._read_pointers()
+
+    def _read_pointers(self) -> tuple[str | None, dict | None, list[str]]:
+        problems: list[str] = []
+        champion = latest = None
+        try:
+            champion = self.champion()
+        except RegistryError as exc:
+            problems.append(str(exc))
+        try:
+            latest = self.latest()
+        except RegistryError as exc:
+            problems.append(str(exc))
+        else:
+            if champion and latest and latest["version"] != champion:
+                problems.append(
+                    f"{LATEST} names {latest['version']} but {POINTER} names {champion}; "
+                    f"rewrite both with `nightshift rollback --to {champion}`"
+                )
+        return champion, latest, problems
+
     @contextmanager
-    def _locked(self) -> Iterator[None]:
+    def _locked(self, *, shared: bool = False) -> Iterator[None]:
         try:
             self.root.mkdir(parents=True, exist_ok=True)
-            fh = (self.root / ".lock").open("w")
+            fd = fs.open_lock(self.root)
         except OSError as exc:
-            raise RegistryError(
-                f"{self.root}: cannot take the registry lock ({exc.strerror or exc})"
-            ) from None
-        with fh:
-            fcntl.flock(fh, fcntl.LOCK_EX)
+            why = exc if isinstance(exc, fs.RefusedPath) else exc.strerror or exc
+            raise RegistryError(f"{self.root}: cannot take the registry lock ({why})") from None
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH if shared else fcntl.LOCK_EX)
             yield
+        finally:
+            os.close(fd)
 
 
 def _number(version: str) -> int:
@@ -324,24 +394,3 @@ def _number(version: str) -> int:
 
 def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds")
-
-
-def _check_name(name: str) -> None:
-    if not integrity.usable_name(name):
-        raise RegistryError(f"{name!r} is not a usable file name inside a version")
-
-
-def _place(src: Path, dst: Path) -> None:
-    dst.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        os.link(src, dst)
-    except OSError:  # another filesystem, or links not allowed
-        shutil.copy2(src, dst)
-
-
-def _gate(result: bool | Mapping[str, Any]) -> dict[str, Any]:
-    if isinstance(result, bool):
-        return {"passed": result}
-    if "passed" not in result:
-        raise RegistryError(f"a gate result needs 'passed': {dict(result)}")
-    return {**result, "passed": bool(result["passed"])}

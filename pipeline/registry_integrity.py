@@ -4,28 +4,30 @@ Every registry file is read as possibly damaged: JSON that is truncated, of the 
 missing a field, and version files deleted, truncated or changed since registration, all raise
 IntegrityError naming the file relative to the registry (never its contents). champion.json and
 latest.json are written in full to temporary files, then renamed into place one after the
-other; if the second rename fails the first is undone, so they never disagree.
+other; if the second rename fails or is interrupted (even by KeyboardInterrupt or a cancel) the
+first is undone, so they never disagree. Files are opened through pipeline.registry_fs: no
+symlink below the root is followed and only regular files are read.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
-import stat
-from collections.abc import Iterable
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import Any
 
-from pipeline.artifacts import sha256_file
+from pipeline import registry_fs as fs
 
 MANIFEST = "manifest.json"
 POINTER = "champion.json"
 LATEST = "latest.json"
-VERSION = re.compile(r"^v(\d+)$")
+VERSION = re.compile(r"^v[1-9][0-9]{0,8}$")  # ASCII digits, few enough to count
 REPAIR = "rewrite it with `nightshift rollback --to VERSION` (see `nightshift models list`)"
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
-_MAX_JSON = 16 << 20  # bytes; a registry JSON file larger than this is not one we wrote
+# Control characters (C0, DEL, C1) and backslashes: never in a name the registry wrote.
+_ODD = re.compile(r"[\x00-\x1f\x7f-\x9f\\]")
 # Every field Registry.register writes but "sources" (retention's hint, absent in early ones).
 _FIELDS = {
     "version": str,
@@ -50,30 +52,58 @@ class IntegrityError(RegistryError):
     """A registry file is missing or damaged; the message names it relative to the registry."""
 
 
-def usable_name(name: str) -> bool:
-    path = PurePosixPath(name)
-    return not (path.is_absolute() or ".." in path.parts or not path.parts or name == MANIFEST)
+def usable_name(name: Any) -> bool:
+    """A plain relative path: components that are not empty, `.` or `..`, valid UTF-8, no
+    control character or backslash, and not the manifest itself."""
+    if not isinstance(name, str) or not name or name == MANIFEST or _ODD.search(name):
+        return False
+    try:
+        name.encode("utf-8")  # a lone surrogate cannot name a file
+    except UnicodeEncodeError:
+        return False
+    return all(part not in ("", ".", "..") for part in name.split("/"))
+
+
+def gate_result(result: Any) -> dict[str, Any]:
+    """A gate's result as registered: pass/fail, or a dict with `passed` and details."""
+    if isinstance(result, bool):
+        return {"passed": result}
+    if "passed" not in result:
+        raise RegistryError(f"a gate result needs 'passed': {dict(result)}")
+    return {**result, "passed": bool(result["passed"])}
 
 
 def read_json(root: Path, name: str) -> Any:
-    """The JSON in `root/name`; IntegrityError naming the file if it cannot be used."""
-    path = root / name
+    """The JSON in `root/name`; IntegrityError naming the file if it cannot be used.
+
+    Only a regular file is read (no symlink below `root`, no FIFO or device), at most
+    fs.MAX_JSON bytes; any text it holds must be valid Unicode (no lone surrogates), so
+    printing or re-writing it later cannot fail.
+    """
     try:
-        if path.stat().st_size > _MAX_JSON:
-            raise IntegrityError(f"{name}: too large to be a registry file")
-        text = path.read_bytes().decode("utf-8")
+        text = fs.read_bounded(root, name).decode("utf-8")
         if not text.strip():
             raise IntegrityError(f"{name}: empty (truncated)")
-        return json.loads(text)
+        data = json.loads(text)
+        json.dumps(data, ensure_ascii=False).encode("utf-8")
+        return data
     except FileNotFoundError:
         raise IntegrityError(f"{name}: missing") from None
+    except fs.RefusedPath as exc:
+        raise IntegrityError(exc.about(name)) from None
     except OSError as exc:
         raise IntegrityError(f"{name}: cannot be read ({_why(exc)})") from None
-    except UnicodeDecodeError:
-        raise IntegrityError(f"{name}: not UTF-8 text (damaged)") from None
     except json.JSONDecodeError as exc:
         raise IntegrityError(
             f"{name}: invalid JSON at line {exc.lineno} column {exc.colno} (truncated or damaged)"
+        ) from None
+    except UnicodeError:  # undecodable bytes, or a \\ud800-style escape of a lone surrogate
+        raise IntegrityError(
+            f"{name}: not UTF-8 text, or a lone surrogate in it (damaged)"
+        ) from None
+    except ValueError:  # past the JSON syntax: an integer of thousands of digits
+        raise IntegrityError(
+            f"{name}: unusable JSON, a number too long to read (damaged)"
         ) from None
     except RecursionError:
         raise IntegrityError(f"{name}: JSON nested too deeply (damaged)") from None
@@ -132,25 +162,26 @@ def pointer_problem(data: Any) -> str | None:
 
 
 def check_files(root: Path, version: str, manifest: dict, *, hashes: bool) -> None:
-    """Every file of the manifest exists with its size, and with its sha256 if `hashes`."""
+    """Every file of the manifest is a regular file inside the version folder (no symlink on
+    the way) with its size, and with its sha256 if `hashes`."""
     for name, info in manifest["files"].items():
-        where, path = f"{version}/{name}", root / version / name
+        where = f"{version}/{name}"
         try:
-            st = path.stat()
-            if not stat.S_ISREG(st.st_mode):  # a FIFO or a device would hang the hash
-                raise IntegrityError(f"{where}: not a regular file")
-            if st.st_size != info["bytes"]:
-                raise IntegrityError(
-                    f"{where}: size differs from its manifest ({st.st_size:,} bytes, manifest "
-                    f"says {info['bytes']:,}): truncated or replaced"
-                )
-            if hashes and sha256_file(path) != info["sha256"]:
-                raise IntegrityError(
-                    f"{where}: sha256 differs from its manifest: damaged or changed since it "
-                    "was registered"
-                )
+            with fs.open_regular(root, where) as (fd, st):
+                if st.st_size != info["bytes"]:
+                    raise IntegrityError(
+                        f"{where}: size differs from its manifest ({st.st_size:,} bytes, "
+                        f"manifest says {info['bytes']:,}): truncated or replaced"
+                    )
+                if hashes and fs.sha256_regular(fd) != info["sha256"]:
+                    raise IntegrityError(
+                        f"{where}: sha256 differs from its manifest: damaged or changed since "
+                        "it was registered"
+                    )
         except FileNotFoundError:
             raise IntegrityError(f"{where}: missing (deleted since it was registered)") from None
+        except fs.RefusedPath as exc:
+            raise IntegrityError(exc.about(where)) from None
         except OSError as exc:
             raise IntegrityError(f"{where}: cannot be read ({_why(exc)})") from None
 
@@ -158,48 +189,59 @@ def check_files(root: Path, version: str, manifest: dict, *, hashes: bool) -> No
 def publish(root: Path, texts: dict[str, str]) -> None:
     """Write each file of `texts` (in order) so that all change or none does.
 
-    Every new content is on disk under a temporary name before the first rename; a failed
-    rename undoes the ones before it.
+    Every new content is on disk under a temporary name before the first rename; a rename that
+    fails, or anything interrupting the renames (KeyboardInterrupt, a run's cancellation),
+    undoes the ones before it. Callers hold the registry lock, so the fixed temporary names
+    are theirs alone; a stale or planted one is removed, never written through.
     """
     staged: dict[str, Path] = {}
-    for name, text in texts.items():
-        try:
+    try:
+        for name, text in texts.items():
             staged[name] = _stage(root / name, text.encode())
-        except OSError as exc:
-            _discard(staged.values())
-            raise RegistryError(
-                f"{name}: cannot be written ({_why(exc)}); nothing changed"
-            ) from None
-    done: list[tuple[Path, bytes | None]] = []
-    for name, tmp in staged.items():
-        path = root / name
-        try:
-            before = path.read_bytes() if path.is_file() else None
+    except OSError as exc:
+        _discard(staged.values())
+        raise RegistryError(f"{name}: cannot be written ({_why(exc)}); nothing changed") from None
+    except BaseException:
+        _discard(staged.values())
+        raise
+    done: list[tuple[Path, bytes | None, Path]] = []
+    try:
+        for name, tmp in staged.items():
+            path = root / name
+            # Recorded before the rename: an interrupt right after it must still undo it.
+            done.append((path, _previous(root, name), tmp))
             os.replace(tmp, path)
-        except OSError as exc:
-            _discard(staged.values())
-            raise RegistryError(
-                f"{name}: cannot be replaced ({_why(exc)}); {_undo(done)}"
-            ) from None
-        done.append((path, before))
+    except OSError as exc:
+        undone = _undo(done)
+        _discard(staged.values())
+        raise RegistryError(f"{name}: cannot be replaced ({_why(exc)}); {undone}") from None
+    except BaseException:
+        _undo(done)
+        _discard(staged.values())
+        raise
+
+
+def _previous(root: Path, name: str) -> bytes | None:
+    """What `root/name` holds now, if it is a readable regular file (else undo removes it)."""
+    try:
+        return fs.read_bounded(root, name)
+    except OSError:
+        return None
 
 
 def _stage(path: Path, data: bytes) -> Path:
     tmp = path.with_name(f".{path.name}.tmp")
-    try:
-        with tmp.open("wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())  # on disk before a rename makes it the file
-    except OSError:
-        tmp.unlink(missing_ok=True)
-        raise
+    fs.write_new(tmp, data)
     return tmp
 
 
-def _undo(done: list[tuple[Path, bytes | None]]) -> str:
-    """Put back what `done` replaced; says what happened."""
-    for path, before in reversed(done):
+def _undo(done: list[tuple[Path, bytes | None, Path]]) -> str:
+    """Put back what `done` replaced (a file whose temporary is still there was not); says
+    what happened."""
+    put_back = []
+    for path, before, tmp in reversed(done):
+        if os.path.lexists(tmp):
+            continue
         try:
             if before is None:
                 path.unlink(missing_ok=True)
@@ -207,13 +249,14 @@ def _undo(done: list[tuple[Path, bytes | None]]) -> str:
                 os.replace(_stage(path, before), path)
         except OSError as exc:
             return f"putting {path.name} back failed too ({_why(exc)}); {REPAIR}"
-    names = ", ".join(path.name for path, _ in done)
-    return f"{names} put back, nothing changed" if done else "nothing changed"
+        put_back.append(path.name)
+    return f"{', '.join(put_back)} put back, nothing changed" if put_back else "nothing changed"
 
 
-def _discard(paths: Iterable[Path]) -> None:
+def _discard(paths) -> None:
     for tmp in paths:
-        tmp.unlink(missing_ok=True)
+        with contextlib.suppress(OSError):
+            tmp.unlink(missing_ok=True)
 
 
 def _why(exc: OSError) -> str:

@@ -11,7 +11,6 @@ object carries the Authorization header).
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -20,7 +19,7 @@ from huggingface_hub import CommitOperationAdd, HfApi
 
 from pipeline.model_card import model_card, modelfile
 from pipeline.ratings import RatingsDatabaseError, RatingsMapping, mark_exported
-from pipeline.registry import MANIFEST, IntegrityError, Registry, RegistryError
+from pipeline.registry import IntegrityError, Registry, RegistryError
 
 DEFAULT_ENDPOINT = "https://huggingface.co"
 TIERS = ("test", "public")
@@ -85,7 +84,11 @@ def release_files(manifest: dict, quants: Sequence[str]) -> list[str]:
 
 
 def verified_manifest(version_dir: Path) -> dict:
-    """The version's manifest once every file matches its size and sha256, else ReleaseRefused."""
+    """The version's manifest once every file matches its size and sha256, else ReleaseRefused.
+
+    A version folder, or a folder or file in it, that is a symlink is refused: following one
+    could upload anything the user can read (a private key) to the Hub.
+    """
     try:
         return Registry(version_dir.parent).verify(version_dir.name)
     except RegistryError as exc:
@@ -168,7 +171,12 @@ def release_and_mark_exported(
     )
     if not result.released or ratings_url is None:
         return result
-    rating_ids = json.loads((version_dir / MANIFEST).read_text())["rating_ids"]
+    try:  # read as every registry file is: no link followed, damage named
+        rating_ids = Registry(version_dir.parent).manifest(version_dir.name)["rating_ids"]
+    except RegistryError as exc:
+        raise ReleaseError(
+            f"released {result.commit_url}, but its ratings stay unexported: {exc}"
+        ) from None
     try:
         result.ratings_marked = mark_exported(ratings_url, rating_ids, mapping)
     except RatingsDatabaseError as exc:

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from pipeline.artifacts import ArtifactStore
+from pipeline.registry_fs import read_bounded
 
 # The assets that write a new version per input; per-day folders of the data assets are data,
 # not versions, and base_model versions are rebuilt only when the corpus changes.
@@ -71,8 +72,9 @@ def protected_paths(store_root: Path) -> set[Path]:
         return found
     for manifest in registry.rglob("manifest.json"):
         try:
-            sources = json.loads(manifest.read_text()).get("sources")
-        except (OSError, ValueError, AttributeError):
+            # Regular files only, bounded: a FIFO or a link to /dev/zero must not hang the sweep.
+            sources = json.loads(read_bounded(manifest.parent, manifest.name)).get("sources")
+        except (OSError, ValueError, AttributeError, RecursionError):
             continue  # a half-written or foreign file protects nothing and breaks nothing
         found |= {Path(p).expanduser().resolve() for p in _strings(sources)}
     return found
